@@ -1,0 +1,104 @@
+"""The model card (``README.md``) of a merged model: Hub metadata plus the recipe that made it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from cocktail_core import methods
+from cocktail_core.io.sources import ModelSource
+from cocktail_core.recipe import Recipe
+
+PIPELINE_TAGS = {
+    "decoder": "text-generation",
+    "encoder": "feature-extraction",
+    "reranker": "text-classification",
+    "encoder-decoder": "text2text-generation",
+}
+
+
+def card_metadata(recipe: Recipe, sources: list[ModelSource], kind: str | None) -> dict[str, Any]:
+    """The YAML front matter: Hub inputs as ``base_model`` (never local paths), relation, tags, license.
+
+    Example:
+        >>> card_metadata(recipe, sources, "decoder")["base_model_relation"]
+        'merge'
+    """
+    hub_ids = [s.ref.path for s in sources if not s.is_local]
+    sentence_transformers = kind == "encoder" and any(s.folder and (s.folder / "modules.json").is_file() for s in sources)
+    meta: dict[str, Any] = {}
+    if hub_ids:
+        meta["base_model"] = hub_ids
+        meta["base_model_relation"] = "merge"
+    meta["library_name"] = "sentence-transformers" if sentence_transformers else "transformers"
+    meta["tags"] = ["merge", "cocktail", recipe.method]
+    licenses = {s.license for s in sources}
+    if len(licenses) == 1 and None not in licenses:
+        meta["license"] = licenses.pop()
+    if kind in PIPELINE_TAGS:
+        meta["pipeline_tag"] = "sentence-similarity" if sentence_transformers else PIPELINE_TAGS[kind]
+    return meta
+
+
+def render_card(recipe: Recipe, sources: list[ModelSource], kind: str | None, *, repo_id: str | None = None) -> str:
+    """The whole ``README.md``: front matter, what was merged and how, the recipe, a loading snippet."""
+    method = methods.get(recipe.method)
+    meta = card_metadata(recipe, sources, kind)
+    total = sum(recipe.weights) or 1.0
+    lines = ["---", yaml.safe_dump(meta, sort_keys=False).strip(), "---", ""]
+    title = repo_id.split("/")[-1] if repo_id else "Cocktail merge"
+    lines += [f"# {title}", "",
+              f"This model is a merge of {len(recipe.models)} models made with "
+              f"Cocktail using **{method.pretty_name}** ([reference]({method.reference_url})): "
+              f"{method.description}", ""]
+    lines += ["## Ingredients", "", "| model | revision | weight | share |", "|---|---|---|---|"]
+    for entry, src in zip(recipe.models, sources):
+        if src.is_local:
+            label, revision = f"`{entry.model.display_name}` (local)", "-"
+        else:
+            label = f"[{src.ref.path}](https://huggingface.co/{src.ref.path})"
+            revision = f"`{src.sha or entry.model.revision or 'main'}`"
+        share = entry.weight / total if method.uses_weights else float("nan")
+        share_text = f"{share:.1%}" if method.uses_weights else "-"
+        lines.append(f"| {label} | {revision} | {entry.weight:g} | {share_text} |")
+    lines.append("")
+    if recipe.base is not None:
+        lines += [f"Base model: `{recipe.base}`.", ""]
+    prov = recipe.weights_from
+    if prov is not None:
+        lines += ["## Weights from examples", "",
+                  f"The weights were computed from **{prov.n_examples} example(s)** of the target task, "
+                  f"LM-Cocktail style: softmax(-loss / {prov.temperature:g}) over each model's loss on the examples"
+                  + (", then optimized on the merged model's own loss" if prov.optimized else "") + ".", "",
+                  "| model | loss on the examples | weight |", "|---|---|---|"]
+        for entry, loss in zip(recipe.models, prov.losses):
+            lines.append(f"| `{entry.model.display_name}` | {loss:.4f} | {entry.weight:.4f} |")
+        lines.append("")
+        if prov.merged_loss_softmax is not None:
+            lines.append(f"Loss of the softmax-weighted merge on the examples: {prov.merged_loss_softmax:.4f}.")
+        if prov.merged_loss_optimized is not None:
+            lines.append(f"Loss of the optimized merge on the examples: {prov.merged_loss_optimized:.4f}.")
+        lines.append("")
+    lines += ["## Recipe", "", "Reproduce this model with `python -m cocktail_core merge --recipe cocktail_recipe.yaml --out DIR`:",
+              "", "```yaml", recipe.to_yaml().strip(), "```", ""]
+    lines += ["## Use it", "", "```python", *_snippet(kind, repo_id or "path/to/this/model"), "```", ""]
+    return "\n".join(lines)
+
+
+def _snippet(kind: str | None, repo: str) -> list[str]:
+    if kind == "encoder":
+        return ["from transformers import AutoModel, AutoTokenizer", "",
+                f'tokenizer = AutoTokenizer.from_pretrained("{repo}")',
+                f'model = AutoModel.from_pretrained("{repo}")']
+    if kind == "reranker":
+        return ["from transformers import AutoModelForSequenceClassification, AutoTokenizer", "",
+                f'tokenizer = AutoTokenizer.from_pretrained("{repo}")',
+                f'model = AutoModelForSequenceClassification.from_pretrained("{repo}")']
+    if kind == "encoder-decoder":
+        return ["from transformers import AutoModelForSeq2SeqLM, AutoTokenizer", "",
+                f'tokenizer = AutoTokenizer.from_pretrained("{repo}")',
+                f'model = AutoModelForSeq2SeqLM.from_pretrained("{repo}")']
+    return ["from transformers import AutoModelForCausalLM, AutoTokenizer", "",
+            f'tokenizer = AutoTokenizer.from_pretrained("{repo}")',
+            f'model = AutoModelForCausalLM.from_pretrained("{repo}", dtype="auto")']

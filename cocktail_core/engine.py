@@ -1,0 +1,310 @@
+"""The streaming merge engine.
+
+For each output tensor: read that tensor from every input (a row slice at a time for big tensors of
+element-wise methods), accumulate in float32 on the compute device, cast, and append to the open
+output shard. Peak memory is a few tensors, whatever the model size. Everything is written into a
+hidden folder beside the target and renamed into place only once complete.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from cocktail_core import methods, settings
+from cocktail_core.card import render_card
+from cocktail_core.errors import CocktailError, OutputExistsError, RecipeError
+from cocktail_core.io.header import DTYPES
+from cocktail_core.io.reader import TensorReader
+from cocktail_core.io.sources import SENTENCE_TRANSFORMERS_FILES, TOKENIZER_FILES, ModelSource, materialize
+from cocktail_core.io.writer import PlannedTensor, ShardedWriter, plan_shards
+from cocktail_core.compat import PreflightReport, output_dtype_code, preflight, reference_index
+from cocktail_core.recipe import ModelRef, Recipe, parse_size
+
+RECIPE_FILE = "cocktail_recipe.yaml"
+#: tensors bigger than this (in float32) are merged in row slices by element-wise methods
+_SLICE_BYTES = 64 * 2**20
+
+
+@dataclass
+class ProgressUpdate:
+    """One progress report: ``stage`` is preflight, download, merge, finalize or done."""
+
+    stage: str
+    done: float
+    total: float
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        return 0.0 if not self.total else min(1.0, self.done / self.total)
+
+
+ProgressFn = Callable[[ProgressUpdate], None]
+
+
+@dataclass
+class MergeResult:
+    """What a merge produced.
+
+    Attributes:
+        path: the output folder.
+        recipe: the recipe as written to the output (Hub inputs pinned to the commit used).
+        weights: the weights used, normalized to sum to 1 when the method normalizes.
+        bytes_read / bytes_written: tensor bytes read from inputs and written to the output.
+        seconds: wall time of the whole merge.
+        report: the preflight report.
+    """
+
+    path: Path
+    recipe: Recipe
+    weights: list[float]
+    bytes_read: int
+    bytes_written: int
+    seconds: float
+    report: PreflightReport
+    files: list[str] = field(default_factory=list)
+
+
+def compute_device() -> torch.device:
+    """The accelerate device (CUDA when present), unless ``COCKTAIL_DEVICE`` says otherwise."""
+    forced = settings.get().device
+    if forced:
+        return torch.device(forced)
+    if torch.cuda.is_available():
+        from accelerate import PartialState
+
+        return PartialState().device
+    return torch.device("cpu")
+
+
+def merge(
+    recipe: Recipe,
+    output_dir: str | Path,
+    *,
+    progress: ProgressFn | None = None,
+    overwrite: bool = False,
+    token: str | None = None,
+    device: str | torch.device | None = None,
+) -> MergeResult:
+    """Merge the recipe's models into ``output_dir``.
+
+    Args:
+        recipe: what to merge and how.
+        output_dir: the folder to create. It appears only when the merge is complete.
+        progress: called with :class:`ProgressUpdate` as the merge advances.
+        overwrite: replace an existing ``output_dir`` (atomically, once the new one is complete).
+        token: Hub token for private or gated inputs (else ``HF_TOKEN`` / the cached login).
+        device: compute device; default :func:`compute_device`.
+
+    Returns:
+        A :class:`MergeResult`.
+
+    Raises:
+        OutputExistsError: ``output_dir`` exists and ``overwrite`` is False.
+        PreflightError: the inputs cannot be merged (every reason listed).
+        CocktailError: any other input problem (unknown model, Hub errors, ...).
+
+    Example:
+        >>> recipe = Recipe.from_lists(["org/base", "./finetune"], [0.3, 0.7], dtype="bfloat16")
+        >>> result = merge(recipe, "out/cocktail")
+        >>> result.bytes_written
+        270000000
+    """
+    started = time.perf_counter()
+    report_progress = progress or (lambda update: None)
+    out = Path(output_dir).expanduser().resolve()
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"Output folder {out} already exists.",
+                                hint="Choose another folder or pass --overwrite to replace it.")
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"Output path {out} is a file, not a folder.", hint="Choose a folder path.")
+
+    report_progress(ProgressUpdate("preflight", 0, 1, "reading configs and safetensors headers"))
+    report = preflight(recipe, output_dir=out, token=token)
+    report.raise_for_problems()
+    _refuse_input_as_output(out, report.sources)
+    report_progress(ProgressUpdate("preflight", 1, 1, "preflight passed"))
+
+    sources = _download(report.sources, token, report_progress)
+    if any(not s.is_local for s in sources):
+        # Integer buffers of Hub inputs can only be compared once downloaded.
+        local_report = preflight(recipe, token=token, sources=sources)
+        local_report.raise_for_problems()
+
+    pinned = _pinned_recipe(recipe, sources)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.cocktail-partial-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        bytes_read, bytes_written = _write_weights(recipe, sources, tmp, device, report_progress)
+        report_progress(ProgressUpdate("finalize", 0, 1, "writing config, tokenizer and model card"))
+        _write_metadata(pinned, sources, report, tmp)
+        _move_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    seconds = time.perf_counter() - started
+    report_progress(ProgressUpdate("done", 1, 1, f"merged in {seconds:.1f} s"))
+    method = methods.get(recipe.method)
+    total = sum(recipe.weights)
+    normalized = method.uses_weights and recipe.params.get("normalize", False) and total
+    weights = [w / total for w in recipe.weights] if normalized else list(recipe.weights)
+    return MergeResult(path=out, recipe=pinned, weights=weights, bytes_read=bytes_read, bytes_written=bytes_written,
+                       seconds=seconds, report=report, files=sorted(p.name for p in out.iterdir()))
+
+
+def merge_tensor(
+    recipe: Recipe, name: str, tensors: list[torch.Tensor], *, base_index: int | None = None
+) -> torch.Tensor:
+    """Merge one tensor given every model's float32 version of it (in recipe order).
+
+    Used by the engine for each slice and by in-memory merges (interactive sliders, weight
+    optimization), so all paths compute exactly the same numbers.
+    """
+    method = methods.get(recipe.method)
+    weights = recipe.weights
+    base = None
+    if method.needs_base:
+        bi = recipe.refs.index(recipe.base) if base_index is None else base_index
+        base = tensors[bi]
+        tensors = [t for i, t in enumerate(tensors) if i != bi]
+        weights = [w for i, w in enumerate(weights) if i != bi]
+    generator = torch.Generator().manual_seed((recipe.seed * 1_000_003 + zlib.crc32(name.encode())) % 2**63)
+    return method.merge(tensors, weights, base, recipe.params, generator=generator)
+
+
+def _refuse_input_as_output(out: Path, sources: list[ModelSource | None]) -> None:
+    for s in sources:
+        if s is not None and s.folder is not None:
+            folder = s.folder.resolve()
+            if out == folder or folder.is_relative_to(out):
+                raise RecipeError(f"The output folder {out} contains the input model {s.ref}.",
+                                  hint="Write the merge to a new folder; overwriting an input would destroy it.")
+
+
+def _download(sources: list[ModelSource | None], token: str | None, report_progress: ProgressFn) -> list[ModelSource]:
+    done: list[ModelSource] = []
+    remote = [s for s in sources if s is not None and not s.is_local]
+    total = sum(s.download_bytes for s in remote) or 1
+    offset = 0
+    for s in sources:
+        assert s is not None
+        if s.is_local:
+            done.append(s)
+            continue
+
+        def on_bytes(got: int, _total: int, message: str = "", _base: int = offset) -> None:
+            report_progress(ProgressUpdate("download", _base + got, total, message or f"downloading {s.ref}"))
+
+        report_progress(ProgressUpdate("download", offset, total, f"downloading {s.ref}"))
+        done.append(materialize(s, token=token, progress=on_bytes))
+        offset += s.download_bytes
+        report_progress(ProgressUpdate("download", offset, total, f"downloaded {s.ref}"))
+    return done
+
+
+def _write_weights(recipe: Recipe, sources: list[ModelSource], folder: Path, device: Any,
+                   report_progress: ProgressFn) -> tuple[int, int]:
+    dev = torch.device(device) if device is not None else compute_device()
+    method = methods.get(recipe.method)
+    ri = reference_index(recipe)
+    ref = sources[ri]
+    # The reference's on-disk order keeps its reads sequential.
+    order = sorted(ref.tensors.values(), key=lambda m: (m.file, m.offset or 0))
+    planned = [PlannedTensor(m.name, output_dtype_code(recipe, m.dtype) if m.is_float else m.dtype, m.shape)
+               for m in order]
+    shards = plan_shards(planned, parse_size(recipe.shard_size))
+    total = sum(p.nbytes for p in planned) or 1
+    readers = [TensorReader(s.folder, s.tensors) for s in sources]
+    try:
+        with ShardedWriter(folder, shards) as writer:
+            for meta, plan in zip(order, planned):
+                out_dtype = DTYPES[plan.dtype]
+                if not meta.is_float:
+                    writer.write(meta.name, readers[ri].read(meta.name))
+                else:
+                    for start, end in _slices(meta.shape, method.elementwise):
+                        parts = [r.read(meta.name, start, end).to(dev, torch.float32) for r in readers]
+                        merged = merge_tensor(recipe, meta.name, parts, base_index=ri if method.needs_base else None)
+                        del parts
+                        writer.write(meta.name, merged.to(out_dtype))
+                        del merged
+                report_progress(ProgressUpdate("merge", writer.bytes_written, total, meta.name))
+        return sum(r.bytes_read for r in readers), writer.bytes_written
+    finally:
+        for r in readers:
+            r.close()
+
+
+def _slices(shape: tuple[int, ...], elementwise: bool) -> list[tuple[int, int | None]]:
+    numel = 1
+    for s in shape:
+        numel *= s
+    if not elementwise or len(shape) == 0 or numel * 4 <= _SLICE_BYTES or shape[0] < 2:
+        return [(0, None)]
+    rows = max(1, _SLICE_BYTES // (4 * (numel // shape[0])))
+    return [(r, min(r + rows, shape[0])) for r in range(0, shape[0], rows)]
+
+
+def _pinned_recipe(recipe: Recipe, sources: list[ModelSource]) -> Recipe:
+    """The recipe with each Hub input pinned to the commit actually used, so it reproduces exactly."""
+    data = recipe.to_dict()
+    mapping: dict[str, str] = {}
+    for entry, src in zip(data["models"], sources):
+        if not src.is_local and src.sha:
+            pinned = str(ModelRef(path=src.ref.path, revision=src.sha))
+            mapping[entry["model"]] = pinned
+            entry["model"] = pinned
+    for key in ("base", "tokenizer_source"):
+        if data.get(key) in mapping:
+            data[key] = mapping[data[key]]
+    return Recipe.validated(data)
+
+
+def _write_metadata(recipe: Recipe, sources: list[ModelSource], report: PreflightReport, folder: Path) -> None:
+    ri = reference_index(recipe)
+    ref = sources[ri]
+    donor = sources[recipe.refs.index(recipe.tokenizer_donor())]
+    config = dict(ref.config)
+    dtype_name = str(DTYPES[output_dtype_code(recipe, ref.dtype)]).removeprefix("torch.")
+    config["dtype"] = dtype_name
+    if "torch_dtype" in config:
+        config["torch_dtype"] = dtype_name
+    (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    for name in TOKENIZER_FILES + SENTENCE_TRANSFORMERS_FILES:
+        src = donor.folder / name
+        if src.is_file():
+            shutil.copy2(src, folder / name)
+    # sentence-transformers module folders (pooling, normalize) define how embeddings are made.
+    for sub in sorted(donor.folder.glob("[0-9]_*")):
+        if sub.is_dir():
+            shutil.copytree(sub, folder / sub.name)
+    recipe.save(folder / RECIPE_FILE)
+    (folder / "README.md").write_text(render_card(recipe, sources, report.kind), encoding="utf-8")
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    if out.exists():
+        old = out.parent / f".{out.name}.cocktail-old-{uuid.uuid4().hex[:8]}"
+        out.rename(old)
+        try:
+            tmp.rename(out)
+        except BaseException:
+            old.rename(out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
+
+
+__all__ = ["merge", "merge_tensor", "MergeResult", "ProgressUpdate", "compute_device", "RECIPE_FILE",
+           "CocktailError"]

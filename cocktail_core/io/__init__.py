@@ -1,0 +1,1 @@
+"""Reading models (local or Hub), reading tensors one at a time, and writing sharded output."""

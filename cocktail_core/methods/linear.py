@@ -1,0 +1,34 @@
+"""Linear: the weighted average of LM-Cocktail and mergekit's ``linear``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from cocktail_core.methods.base import MergeMethod, Param
+
+
+class Linear(MergeMethod):
+    name = "linear"
+    pretty_name = "Linear (weighted average)"
+    reference_url = "https://arxiv.org/abs/2311.13534"
+    description = "sum(w_i * theta_i) / sum(w_i): the LM-Cocktail weighted average."
+    parameters = (Param("normalize", True, "divide by the sum of the weights"),)
+    elementwise = True
+    allows_negative_weights = False
+
+    def check_weights(self, weights: list[float]) -> list[str]:
+        problems = super().check_weights(weights)
+        if all(w == 0 for w in weights):
+            problems.append("all weights are zero; give at least one model a positive weight")
+        return problems
+
+    def merge(self, tensors: list[torch.Tensor], weights: list[float], base: torch.Tensor | None,
+              params: dict[str, Any], *, generator: torch.Generator | None = None) -> torch.Tensor:
+        out = torch.zeros_like(tensors[0])
+        for t, w in zip(tensors, weights):
+            out.add_(t, alpha=w)
+        if params["normalize"]:
+            out.div_(sum(weights))
+        return out
