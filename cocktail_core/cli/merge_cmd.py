@@ -45,6 +45,10 @@ def _feature_modules() -> list:
     return [m for m in _optional_commands() if hasattr(m, "add_merge_options")]
 
 
+def _hook(module, name: str):
+    return getattr(module, name, None)
+
+
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
     """Build the recipe from ``--recipe`` or ``--models``/``--weights`` plus overrides."""
     overrides = {k: v for k, v in {
@@ -84,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     token = read_token(args)
     recipe = recipe_from_args(args)
     for module in _feature_modules():
-        recipe = module.prepare_recipe(args, recipe, token=token)
+        if _hook(module, "prepare_recipe"):
+            recipe = module.prepare_recipe(args, recipe, token=token)
     bar = None if args.quiet else TqdmProgress()
     try:
         result = merge(recipe, args.out, progress=bar, overwrite=args.overwrite, token=token)
@@ -95,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"Merged {len(recipe.models)} models ({recipe.method}: {shares}) into {result.path} "
           f"in {result.seconds:.1f} s; read {human_bytes(result.bytes_read)}, wrote {human_bytes(result.bytes_written)}.")
     for module in _feature_modules():
-        module.after_merge(args, result, token=token)
+        if _hook(module, "after_merge"):
+            module.after_merge(args, result, token=token)
     sys.stdout.flush()
     return 0

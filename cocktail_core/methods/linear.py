@@ -26,9 +26,10 @@ class Linear(MergeMethod):
 
     def merge(self, tensors: list[torch.Tensor], weights: list[float], base: torch.Tensor | None,
               params: dict[str, Any], *, generator: torch.Generator | None = None) -> torch.Tensor:
+        # Multiply, then add (no fused multiply-add), so results equal the plain formula bit for bit.
         out = torch.zeros_like(tensors[0])
         for t, w in zip(tensors, weights):
-            out.add_(t, alpha=w)
+            out.add_(t * w)
         if params["normalize"]:
             out.div_(sum(weights))
         return out
