@@ -6,3 +6,4 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from tests.fixtures.models import *  # noqa: E402,F401,F403
+from tests.fixtures.hub import *  # noqa: E402,F401,F403
