@@ -1,14 +1,24 @@
-"""The model card (``README.md``) of a merged model: Hub metadata plus the recipe that made it."""
+"""The model card (``README.md``) of a merged model: Hub metadata plus the recipe that made it.
+
+The card written next to a local merge has a generic title and a ``path/to/this/model`` loading
+snippet; :func:`retarget_card` turns it into the card for a Hub repo (title and snippet naming the
+repo) -- exactly what :func:`render_card` with ``repo_id`` gives -- so a pushed folder's card can be
+fixed without re-inspecting the inputs.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from cocktail_core import methods
-from cocktail_core.io.sources import ModelSource
-from cocktail_core.recipe import Recipe
+if TYPE_CHECKING:  # imported lazily: `push` retargets cards without loading torch
+    from cocktail_core.io.sources import ModelSource
+    from cocktail_core.recipe import Recipe
+
+#: title and snippet placeholder of a card rendered without ``repo_id``
+LOCAL_TITLE = "Cocktail merge"
+LOCAL_PLACEHOLDER = "path/to/this/model"
 
 PIPELINE_TAGS = {
     "decoder": "text-generation",
@@ -21,11 +31,14 @@ PIPELINE_TAGS = {
 def card_metadata(recipe: Recipe, sources: list[ModelSource], kind: str | None) -> dict[str, Any]:
     """The YAML front matter: Hub inputs as ``base_model`` (never local paths), relation, tags, license.
 
+    ``base_model`` holds plain repo ids (each once, in recipe order), as the Hub's model tree
+    expects; the exact commits used are in the card's ingredients table and the pinned recipe.
+
     Example:
         >>> card_metadata(recipe, sources, "decoder")["base_model_relation"]
         'merge'
     """
-    hub_ids = [s.ref.path for s in sources if not s.is_local]
+    hub_ids = list(dict.fromkeys(s.ref.path for s in sources if not s.is_local))
     sentence_transformers = kind == "encoder" and any(s.folder and (s.folder / "modules.json").is_file() for s in sources)
     meta: dict[str, Any] = {}
     if hub_ids:
@@ -43,11 +56,13 @@ def card_metadata(recipe: Recipe, sources: list[ModelSource], kind: str | None) 
 
 def render_card(recipe: Recipe, sources: list[ModelSource], kind: str | None, *, repo_id: str | None = None) -> str:
     """The whole ``README.md``: front matter, what was merged and how, the recipe, a loading snippet."""
+    from cocktail_core import methods
+
     method = methods.get(recipe.method)
     meta = card_metadata(recipe, sources, kind)
     total = sum(recipe.weights) or 1.0
     lines = ["---", yaml.safe_dump(meta, sort_keys=False).strip(), "---", ""]
-    title = repo_id.split("/")[-1] if repo_id else "Cocktail merge"
+    title = repo_id.split("/")[-1] if repo_id else LOCAL_TITLE
     lines += [f"# {title}", "",
               f"This model is a merge of {len(recipe.models)} models made with "
               f"Cocktail using **{method.pretty_name}** ([reference]({method.reference_url})): "
@@ -82,8 +97,42 @@ def render_card(recipe: Recipe, sources: list[ModelSource], kind: str | None, *,
         lines.append("")
     lines += ["## Recipe", "", "Reproduce this model with `python -m cocktail_core merge --recipe cocktail_recipe.yaml --out DIR`:",
               "", "```yaml", recipe.to_yaml().strip(), "```", ""]
-    lines += ["## Use it", "", "```python", *_snippet(kind, repo_id or "path/to/this/model"), "```", ""]
+    lines += ["## Use it", "", "```python", *_snippet(kind, repo_id or LOCAL_PLACEHOLDER), "```", ""]
     return "\n".join(lines)
+
+
+def is_cocktail_card(text: str) -> bool:
+    """True when ``text`` is a model card written by Cocktail (front matter tagged ``cocktail``)."""
+    if not text.startswith("---"):
+        return False
+    end = text.find("\n---", 3)
+    if end < 0:
+        return False
+    try:
+        data = yaml.safe_load(text[3:end]) or {}
+    except yaml.YAMLError:
+        return False
+    tags = data.get("tags") if isinstance(data, dict) else None
+    return isinstance(tags, list) and "cocktail" in tags
+
+
+def retarget_card(text: str, repo_id: str) -> str:
+    """The card of a local merge, made the card of Hub repo ``repo_id``: title and loading snippet name it.
+
+    Equal to ``render_card(..., repo_id=repo_id)`` for a card ``render_card`` wrote without one.
+    Cards not written by Cocktail, or already naming a repo, are returned unchanged.
+
+    Example:
+        >>> "# cocktail" in retarget_card(render_card(recipe, sources, "decoder"), "alice/cocktail")
+        True
+    """
+    if not is_cocktail_card(text):
+        return text
+    title = f"\n# {LOCAL_TITLE}\n"
+    if title not in text:
+        return text
+    text = text.replace(title, f"\n# {repo_id.split('/')[-1]}\n", 1)
+    return text.replace(f'.from_pretrained("{LOCAL_PLACEHOLDER}"', f'.from_pretrained("{repo_id}"')
 
 
 def _snippet(kind: str | None, repo: str) -> list[str]:

@@ -12,7 +12,6 @@ import json
 import shutil
 import time
 import uuid
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -25,13 +24,12 @@ from cocktail_core.errors import CocktailError, OutputExistsError, RecipeError
 from cocktail_core.io.header import DTYPES
 from cocktail_core.io.reader import TensorReader
 from cocktail_core.io.sources import SENTENCE_TRANSFORMERS_FILES, TOKENIZER_FILES, ModelSource, materialize
-from cocktail_core.io.writer import PlannedTensor, ShardedWriter, plan_shards
+from cocktail_core.io.writer import PlannedTensor
 from cocktail_core.compat import PreflightReport, output_dtype_code, preflight, reference_index
 from cocktail_core.recipe import ModelRef, Recipe, parse_size
+from cocktail_core.streaming import Job, merge_tensor, write_merged
 
 RECIPE_FILE = "cocktail_recipe.yaml"
-#: tensors bigger than this (in float32) are merged in row slices by element-wise methods
-_SLICE_BYTES = 64 * 2**20
 
 
 @dataclass
@@ -162,26 +160,6 @@ def merge(
                        seconds=seconds, report=report, files=sorted(p.name for p in out.iterdir()))
 
 
-def merge_tensor(
-    recipe: Recipe, name: str, tensors: list[torch.Tensor], *, base_index: int | None = None
-) -> torch.Tensor:
-    """Merge one tensor given every model's float32 version of it (in recipe order).
-
-    Used by the engine for each slice and by in-memory merges (interactive sliders, weight
-    optimization), so all paths compute exactly the same numbers.
-    """
-    method = methods.get(recipe.method)
-    weights = recipe.weights
-    base = None
-    if method.needs_base:
-        bi = recipe.refs.index(recipe.base) if base_index is None else base_index
-        base = tensors[bi]
-        tensors = [t for i, t in enumerate(tensors) if i != bi]
-        weights = [w for i, w in enumerate(weights) if i != bi]
-    generator = torch.Generator().manual_seed((recipe.seed * 1_000_003 + zlib.crc32(name.encode())) % 2**63)
-    return method.merge(tensors, weights, base, recipe.params, generator=generator)
-
-
 def _refuse_input_as_output(out: Path, sources: list[ModelSource | None]) -> None:
     for s in sources:
         if s is not None and s.folder is not None:
@@ -215,44 +193,22 @@ def _download(sources: list[ModelSource | None], token: str | None, report_progr
 def _write_weights(recipe: Recipe, sources: list[ModelSource], folder: Path, device: Any,
                    report_progress: ProgressFn) -> tuple[int, int]:
     dev = torch.device(device) if device is not None else compute_device()
-    method = methods.get(recipe.method)
     ri = reference_index(recipe)
     ref = sources[ri]
     # The reference's on-disk order keeps its reads sequential.
     order = sorted(ref.tensors.values(), key=lambda m: (m.file, m.offset or 0))
-    planned = [PlannedTensor(m.name, output_dtype_code(recipe, m.dtype) if m.is_float else m.dtype, m.shape)
-               for m in order]
-    shards = plan_shards(planned, parse_size(recipe.shard_size))
-    total = sum(p.nbytes for p in planned) or 1
+    jobs = [Job(m, PlannedTensor(m.name, output_dtype_code(recipe, m.dtype) if m.is_float else m.dtype, m.shape))
+            for m in order]
     readers = [TensorReader(s.folder, s.tensors) for s in sources]
     try:
-        with ShardedWriter(folder, shards) as writer:
-            for meta, plan in zip(order, planned):
-                out_dtype = DTYPES[plan.dtype]
-                if not meta.is_float:
-                    writer.write(meta.name, readers[ri].read(meta.name))
-                else:
-                    for start, end in _slices(meta.shape, method.elementwise):
-                        parts = [r.read(meta.name, start, end).to(dev, torch.float32) for r in readers]
-                        merged = merge_tensor(recipe, meta.name, parts, base_index=ri if method.needs_base else None)
-                        del parts
-                        writer.write(meta.name, merged.to(out_dtype))
-                        del merged
-                report_progress(ProgressUpdate("merge", writer.bytes_written, total, meta.name))
-        return sum(r.bytes_read for r in readers), writer.bytes_written
+        written = write_merged(
+            recipe, readers, jobs, folder, reference=ri, shard_bytes=parse_size(recipe.shard_size), device=dev,
+            on_tensor=lambda name, done, total: report_progress(ProgressUpdate("merge", done, total, name)),
+        )
+        return sum(r.bytes_read for r in readers), written
     finally:
         for r in readers:
             r.close()
-
-
-def _slices(shape: tuple[int, ...], elementwise: bool) -> list[tuple[int, int | None]]:
-    numel = 1
-    for s in shape:
-        numel *= s
-    if not elementwise or len(shape) == 0 or numel * 4 <= _SLICE_BYTES or shape[0] < 2:
-        return [(0, None)]
-    rows = max(1, _SLICE_BYTES // (4 * (numel // shape[0])))
-    return [(r, min(r + rows, shape[0])) for r in range(0, shape[0], rows)]
 
 
 def _pinned_recipe(recipe: Recipe, sources: list[ModelSource]) -> Recipe:

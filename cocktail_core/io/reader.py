@@ -40,30 +40,37 @@ class TensorReader:
 
     def read(self, name: str, row_start: int = 0, row_end: int | None = None) -> torch.Tensor:
         """Read tensor ``name`` (optionally only rows ``[row_start, row_end)`` of its first dim)."""
-        meta = self.metas[name]
-        dtype = DTYPES[meta.dtype]
-        shape = list(meta.shape)
-        if shape and (row_start or row_end is not None):
-            row_end = shape[0] if row_end is None else row_end
-            row_bytes = meta.nbytes // shape[0] if shape[0] else 0
-            offset = meta.offset + row_start * row_bytes
-            shape[0] = row_end - row_start
-            nbytes = shape[0] * row_bytes
-        else:
-            offset, nbytes = meta.offset, meta.nbytes
-        buf = bytearray(nbytes)
-        view = memoryview(buf)
-        fd = self._fd(meta.file)
+        _, _, nbytes, _ = self._locate(name, row_start, row_end)
+        return self.read_into(name, bytearray(nbytes), row_start, row_end)
+
+    def read_into(self, name: str, buffer: bytearray, row_start: int = 0, row_end: int | None = None) -> torch.Tensor:
+        """Like :meth:`read`, but into the start of a reusable ``buffer``; returns a tensor viewing it.
+
+        Reusing one buffer avoids a fresh allocation (and its page faults) for every tensor.
+        """
+        fd, offset, nbytes, shape = self._locate(name, row_start, row_end)
+        dtype = DTYPES[self.metas[name].dtype]
+        if nbytes == 0:
+            return torch.empty(shape, dtype=dtype)
+        view = memoryview(buffer)[:nbytes]
         got = 0
         while got < nbytes:
             n = os.preadv(fd, [view[got:]], offset + got)
             if n <= 0:
-                raise OSError(f"{self.folder / meta.file} ended early while reading tensor {name}")
+                raise OSError(f"{self.folder / self.metas[name].file} ended early while reading tensor {name}")
             got += n
         self.bytes_read += nbytes
-        if nbytes == 0:
-            return torch.empty(shape, dtype=dtype)
-        return torch.frombuffer(buf, dtype=dtype).reshape(shape)
+        return torch.frombuffer(view, dtype=dtype).reshape(shape)
+
+    def _locate(self, name: str, row_start: int, row_end: int | None) -> tuple[int, int, int, list[int]]:
+        meta = self.metas[name]
+        shape = list(meta.shape)
+        if shape and (row_start or row_end is not None):
+            row_end = shape[0] if row_end is None else row_end
+            row_bytes = meta.nbytes // shape[0] if shape[0] else 0
+            shape[0] = row_end - row_start
+            return self._fd(meta.file), meta.offset + row_start * row_bytes, shape[0] * row_bytes, shape
+        return self._fd(meta.file), meta.offset, meta.nbytes, shape
 
     def close(self) -> None:
         for fd in self._fds.values():

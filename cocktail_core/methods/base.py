@@ -103,6 +103,13 @@ class MergeMethod:
         params: dict[str, Any],
         *,
         generator: torch.Generator | None = None,
+        out: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Merge float32 tensors of equal shape into one float32 tensor."""
+        """Merge float32 tensors of equal shape into one float32 tensor.
+
+        ``out``, when given, is a preallocated float32 buffer of the result's shape that the method
+        may write the result into (and return). The engine passes it together with input tensors
+        that are its own scratch copies, which the method may then overwrite; methods that do not
+        use ``out`` simply return a new tensor.
+        """
         raise NotImplementedError

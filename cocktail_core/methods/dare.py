@@ -25,7 +25,8 @@ class DareLinear(MergeMethod):
     needs_base = True
 
     def merge(self, tensors: list[torch.Tensor], weights: list[float], base: torch.Tensor | None,
-              params: dict[str, Any], *, generator: torch.Generator | None = None) -> torch.Tensor:
+              params: dict[str, Any], *, generator: torch.Generator | None = None,
+              out: torch.Tensor | None = None) -> torch.Tensor:
         assert base is not None
         delta = torch.zeros_like(base)
         for t, w in zip(tensors, weights):
@@ -44,7 +45,8 @@ class DareTies(MergeMethod):
     needs_base = True
 
     def merge(self, tensors: list[torch.Tensor], weights: list[float], base: torch.Tensor | None,
-              params: dict[str, Any], *, generator: torch.Generator | None = None) -> torch.Tensor:
+              params: dict[str, Any], *, generator: torch.Generator | None = None,
+              out: torch.Tensor | None = None) -> torch.Tensor:
         assert base is not None
         deltas = [random_drop(t - base, params["density"], generator, params["rescale"]) for t in tensors]
         return base + params["lambda"] * sign_consensus_merge(deltas, weights, params["normalize"])

@@ -25,11 +25,18 @@ class Linear(MergeMethod):
         return problems
 
     def merge(self, tensors: list[torch.Tensor], weights: list[float], base: torch.Tensor | None,
-              params: dict[str, Any], *, generator: torch.Generator | None = None) -> torch.Tensor:
-        # Multiply, then add (no fused multiply-add), so results equal the plain formula bit for bit.
-        out = torch.zeros_like(tensors[0])
-        for t, w in zip(tensors, weights):
-            out.add_(t * w)
+              params: dict[str, Any], *, generator: torch.Generator | None = None,
+              out: torch.Tensor | None = None) -> torch.Tensor:
+        # Multiply, then add (never a fused multiply-add), so results equal the plain formula
+        # sum(w_i * theta_i) / sum(w_i) bit for bit.
+        if out is None:
+            out = tensors[0] * weights[0]
+            for t, w in zip(tensors[1:], weights[1:]):
+                out.add_(t * w)
+        else:  # engine scratch inputs: scale them in place, no allocation
+            torch.mul(tensors[0], weights[0], out=out)
+            for t, w in zip(tensors[1:], weights[1:]):
+                out.add_(t.mul_(w))
         if params["normalize"]:
             out.div_(sum(weights))
         return out

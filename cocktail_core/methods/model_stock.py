@@ -20,7 +20,8 @@ class ModelStock(MergeMethod):
     min_models = 3  # the base plus at least two fine-tunes
 
     def merge(self, tensors: list[torch.Tensor], weights: list[float], base: torch.Tensor | None,
-              params: dict[str, Any], *, generator: torch.Generator | None = None) -> torch.Tensor:
+              params: dict[str, Any], *, generator: torch.Generator | None = None,
+              out: torch.Tensor | None = None) -> torch.Tensor:
         assert base is not None and len(tensors) >= 2
         n = len(tensors)
         deltas = [t - base for t in tensors]

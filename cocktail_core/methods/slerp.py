@@ -39,6 +39,7 @@ class Slerp(MergeMethod):
     max_models = 2
 
     def merge(self, tensors: list[torch.Tensor], weights: list[float], base: torch.Tensor | None,
-              params: dict[str, Any], *, generator: torch.Generator | None = None) -> torch.Tensor:
+              params: dict[str, Any], *, generator: torch.Generator | None = None,
+              out: torch.Tensor | None = None) -> torch.Tensor:
         assert base is not None and len(tensors) == 1
         return slerp(params["t"], base, tensors[0])

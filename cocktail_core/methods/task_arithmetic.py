@@ -22,7 +22,8 @@ class TaskArithmetic(MergeMethod):
     elementwise = True
 
     def merge(self, tensors: list[torch.Tensor], weights: list[float], base: torch.Tensor | None,
-              params: dict[str, Any], *, generator: torch.Generator | None = None) -> torch.Tensor:
+              params: dict[str, Any], *, generator: torch.Generator | None = None,
+              out: torch.Tensor | None = None) -> torch.Tensor:
         assert base is not None
         delta = torch.zeros_like(base)
         for t, w in zip(tensors, weights):

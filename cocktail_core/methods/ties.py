@@ -23,7 +23,8 @@ class Ties(MergeMethod):
     needs_base = True
 
     def merge(self, tensors: list[torch.Tensor], weights: list[float], base: torch.Tensor | None,
-              params: dict[str, Any], *, generator: torch.Generator | None = None) -> torch.Tensor:
+              params: dict[str, Any], *, generator: torch.Generator | None = None,
+              out: torch.Tensor | None = None) -> torch.Tensor:
         assert base is not None
         deltas = [trim_by_magnitude(t - base, params["density"]) for t in tensors]
         return base + params["lambda"] * sign_consensus_merge(deltas, weights, params["normalize"])

@@ -1,0 +1,238 @@
+"""``push``: upload a merged model folder to the Hub in one commit; and ``merge --push-to-hub``.
+
+    python -m cocktail_core push DIR [--repo org/name] [--private] [--overwrite] [--create-pr] [--token-file F]
+    python -m cocktail_core merge --models A B --out DIR --push-to-hub org/name [--private]
+
+The token comes from the ``HF_TOKEN`` variable or ``--token-file``, never from a command-line
+argument (it would end up in the shell history and in every process listing).  Pushing never falls
+back to a saved ``hf auth login`` token: the user says which token may write.
+
+A model card written by Cocktail names no repo (``# Cocktail merge``, ``path/to/this/model``); the
+card uploaded names the target repo in its title and loading snippet.  The local folder is left
+untouched: the upload is made from a staging folder of hard links beside it, with the retargeted
+``README.md``, removed afterwards.  With ``merge --push-to-hub`` the token is checked before the
+merge starts, and if the push fails the merged folder stays where it is, with the command that
+pushes it again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from cocktail_core.cli.common import add_token_file, read_token
+from cocktail_core.errors import HubError, HubPushError, HubUnauthorizedError, RecipeError
+from cocktail_core.recipe import Recipe
+
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}"
+_REPO_RE = re.compile(rf"^(?:{_NAME}/)?{_NAME}$")
+
+
+class _RefuseToken(argparse.Action):
+    """``--token`` is refused (without echoing it): a token on the command line leaks into the shell
+    history and process listings.  Declared (hidden) so argparse never reads ``--token X`` as an
+    abbreviation of ``--token-file X``."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
+        parser.error("a Hub token is not accepted on the command line (it would stay in the shell history); "
+                     "set the HF_TOKEN environment variable or pass --token-file FILE")
+
+
+def _refuse_token_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--token", action=_RefuseToken, nargs="?", help=argparse.SUPPRESS)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "push", allow_abbrev=False, help="upload a merged model folder to the Hub (one commit)",
+        description="Upload the folder a merge wrote (weights, index, config, tokenizer, generation config, "
+                    "recipe and model card) to a Hub model repo as one commit, and print the repo URL. "
+                    "The token is read from HF_TOKEN or --token-file.")
+    p.add_argument("dir", type=Path, metavar="DIR", help="the folder a merge wrote")
+    p.add_argument("--repo", default=None, metavar="ORG/NAME",
+                   help="target repo; a bare NAME goes to your namespace (default: your namespace and DIR's name)")
+    p.add_argument("--private", action="store_true", help="create the repo as private (applies to new repos)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the content of an existing non-empty repo (one commit; stale files are deleted)")
+    p.add_argument("--create-pr", action="store_true",
+                   help="open a pull request instead of committing to main (works on repos you cannot write to)")
+    p.add_argument("--message", default=None, metavar="TEXT", help="commit (or pull request) title")
+    p.add_argument("--quiet", action="store_true", help="print only the URL")
+    add_token_file(p)
+    _refuse_token_argument(p)
+    p.set_defaults(func=run)
+
+
+def add_merge_options(p: argparse.ArgumentParser) -> None:
+    """``merge ... --push-to-hub org/name [--private]``."""
+    p.add_argument("--push-to-hub", default=None, metavar="ORG/NAME",
+                   help="after the merge, upload the output folder to this Hub repo in one commit "
+                        "(token from HF_TOKEN or --token-file)")
+    p.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo as private")
+    if not any("--token" in a.option_strings for a in p._actions):
+        _refuse_token_argument(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    token = require_token(read_token(args))
+    folder = Path(args.dir).expanduser()
+    quiet = args.quiet
+
+    def progress(done: int, total: int, message: str) -> None:
+        if not quiet and done == 0 and message:
+            from cocktail_core.compat import human_bytes
+
+            print(f"{message} ({human_bytes(total)})...", file=sys.stderr, flush=True)
+
+    url = push_folder(folder, args.repo, token=token, private=args.private, overwrite=args.overwrite,
+                      create_pr=args.create_pr, commit_message=args.message, progress=progress)
+    print(url)
+    sys.stdout.flush()
+    return 0
+
+
+def prepare_recipe(args: argparse.Namespace, recipe: Recipe, *, token: str | None = None) -> Recipe:
+    """``merge`` hook: with ``--push-to-hub``, check the repo id and the token before merging."""
+    repo = getattr(args, "push_to_hub", None)
+    if not repo:
+        if getattr(args, "private", False):
+            raise RecipeError("--private needs --push-to-hub.", hint="Add --push-to-hub org/name, or drop --private.")
+        return recipe
+    check_repo_id(repo)
+    from cocktail_core import hub
+
+    user = hub.whoami_name(require_token(token))  # a rejected token stops here, before any work
+    args.push_repo = repo if "/" in repo else f"{user}/{repo}"
+    return recipe
+
+
+def after_merge(args: argparse.Namespace, result: Any, *, token: str | None = None) -> None:
+    """``merge`` hook: push the merged folder; on failure say where it is and how to push it again."""
+    repo = getattr(args, "push_repo", None) or getattr(args, "push_to_hub", None)
+    if not repo:
+        return
+    out = Path(result.path)
+    quiet = getattr(args, "quiet", False)
+    if not quiet:
+        print(f"Pushing {out} to {repo}...", file=sys.stderr, flush=True)
+    try:
+        url = push_folder(out, repo, token=require_token(token), private=args.private,
+                          commit_message=f"Upload {out.name} merged with Cocktail")
+    except HubError as exc:
+        again = f"python -m cocktail_core push {out} --repo {repo}" + (" --private" if args.private else "")
+        err = type(exc)(f"{exc.message} The merged model is saved in {out}; push it with: {again}", hint=exc.hint)
+        if hasattr(exc, "detail"):
+            err.detail = exc.detail  # type: ignore[attr-defined]
+        raise err from None
+    print(f"Pushed to {url}")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def require_token(token: str | None) -> str:
+    """``token``, or a clear error saying how to give one (HF_TOKEN / --token-file)."""
+    if token:
+        return token
+    from cocktail_core import hub
+
+    raise HubUnauthorizedError(
+        "Pushing to the Hub needs a token with write access; none was given.",
+        hint="Set the HF_TOKEN environment variable, or pass --token-file FILE (a file holding the token). "
+             f"Create a write token at {hub._endpoint()}/settings/tokens.",
+    )
+
+
+def check_repo_id(repo: str) -> None:
+    """Reject a malformed repo id before any work (the Hub applies the same rules)."""
+    if not _REPO_RE.match(repo) or "--" in repo or ".." in repo or repo.endswith((".", "-")):
+        raise HubError(f"'{repo}' is not a valid Hub repo id.",
+                       hint="Use namespace/name (or just name, for your own namespace) with letters, digits, "
+                            "'-', '_' or '.', e.g. alice/my-cocktail.")
+
+
+def push_folder(
+    folder: str | Path,
+    repo_id: str | None,
+    *,
+    token: str,
+    private: bool = False,
+    overwrite: bool = False,
+    create_pr: bool = False,
+    commit_message: str | None = None,
+    progress: Any = None,
+) -> str:
+    """Push ``folder`` to ``repo_id`` with its Cocktail card retargeted to the repo; return the URL.
+
+    ``repo_id`` may be ``org/name``, a bare ``name`` or ``None`` (the token user's namespace and
+    the folder's name).  The folder itself is not modified.
+    """
+    from cocktail_core import hub
+    from cocktail_core.card import retarget_card
+
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise HubPushError(f"Nothing to push: {folder} is not a folder.", hint="Give the output folder of a merge.")
+    repo = (repo_id or "").strip()
+    if repo:
+        check_repo_id(repo)
+    if "/" not in repo:
+        repo = f"{hub.whoami_name(token)}/{repo or folder.resolve().name}"
+        check_repo_id(repo)
+    message = commit_message or f"Upload {folder.resolve().name} merged with Cocktail"
+    readme = folder / "README.md"
+    text = readme.read_text(encoding="utf-8", errors="replace") if readme.is_file() else None
+    card = retarget_card(text, repo) if text is not None else None
+    kwargs = dict(token=token, private=private, overwrite=overwrite, create_pr=create_pr,
+                  commit_message=message, progress=progress)
+    if card is None or card == text:
+        return hub.push(folder, repo, **kwargs)
+    with _staged(folder, {"README.md": card}) as staged:
+        try:
+            return hub.push(staged, repo, **kwargs)
+        except HubError as exc:
+            raise _renamed(exc, staged, folder) from None
+
+
+@contextlib.contextmanager
+def _staged(folder: Path, replace: dict[str, str]) -> Iterator[Path]:
+    """A copy of ``folder`` (hard links, copies across filesystems) with ``replace`` files rewritten."""
+    try:  # beside the folder, so hard links work
+        staged = Path(tempfile.mkdtemp(prefix=f".{folder.name}.cocktail-push-", dir=folder.resolve().parent))
+    except OSError:
+        staged = Path(tempfile.mkdtemp(prefix="cocktail-push-"))
+    try:
+        for path in sorted(folder.rglob("*")):
+            rel = path.relative_to(folder)
+            if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+                continue
+            dst = staged / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if rel.as_posix() in replace:
+                dst.write_text(replace[rel.as_posix()], encoding="utf-8")
+                continue
+            try:
+                os.link(path, dst)
+            except OSError:
+                shutil.copy2(path, dst)
+        yield staged
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+
+
+def _renamed(exc: HubError, staged: Path, folder: Path) -> HubError:
+    """``exc`` with the staging folder's path replaced by the user's folder."""
+    def fix(text: str | None) -> str | None:
+        return text.replace(str(staged), str(folder)) if text else text
+
+    err = type(exc)(fix(exc.message) or "", hint=fix(exc.hint))
+    if hasattr(exc, "detail"):
+        err.detail = fix(exc.detail)  # type: ignore[attr-defined]
+    return err
