@@ -8,21 +8,36 @@ at a time (never all in memory), in each model's own dtype, on the accelerate de
 With ``optimize=True`` it goes further and searches the weights that minimize the *merged* model's
 own loss on the examples, starting from the softmax weights:
 
-* **gradient descent** (method ``linear``, inputs fit in memory): every ingredient's state dict is
-  loaded once (float32); the weights are a softmax over logits (so they stay on the simplex), the
-  merged parameters are their linear combination, and :func:`torch.func.functional_call` on one model
-  skeleton gives the loss and its gradient w.r.t. the logits; a few dozen Adam steps.
-* **gradient-free pattern search** otherwise: for other methods from in-memory merges through
-  :func:`~cocktail_core.engine.merge_tensor`; for inputs too big for memory from streamed merges
-  written by the engine to a temporary folder (memory-flat, a few evaluations).
+* **gradient descent** (method ``linear``, inputs fit in memory): every ingredient's float tensors are
+  loaded once (float32); the weights are a softmax over logits (so they stay non-negative and sum to
+  1), the merged parameters are their linear combination (what ``linear`` computes), and
+  :func:`torch.func.functional_call` on one model skeleton gives the loss and its gradient w.r.t. the
+  logits; a few dozen Adam steps (:class:`OptimizeOptions`).
+* **gradient-free pattern search** otherwise: moves the weights toward one model at a time and halves
+  the step when nothing improves. Other methods (ties, dare, task_arithmetic) are evaluated with
+  in-memory merges through :func:`~cocktail_core.engine.merge_tensor`; inputs too big for memory with
+  real merges streamed by the engine into a temporary folder, then loaded and scored (memory-flat,
+  one model at a time, so only a handful of evaluations).
+
+"Fits in memory" means: the inputs' float32 size together is at most ``COCKTAIL_IN_MEMORY_MAX_MB``
+(2 GB by default); peak use is about that plus three float32 model copies (the skeleton, the merged
+parameters and their gradient). On a GPU that lacks room for it the optimization runs on the CPU.
+
+Only the models with a softmax weight above 0 are tuned (``top_k`` stays honoured) and an ``alpha``
+share stays fixed: the optimizer splits the rest.
 
 Five examples are easy to overfit, and a merge that only minimizes their loss drifts to the fine-tune,
 which forgets (``real-model-findings``). Two guards:
 
 1. a pull toward the softmax weights: ``objective = loss + pull * KL(q || q_softmax)``;
 2. for decoders with a known base model, a drift guard: the base's own greedy answers to a few built-in
-   general prompts, whose loss under the merge ("self-NLL") measures forgetting; a candidate whose
-   self-NLL exceeds the softmax merge's (plus a tolerance) is rejected.
+   general prompts, whose loss under the merge ("self-NLL") measures forgetting; self-NLL above the
+   softmax merge's (plus a small relative tolerance) is penalized during the search, and a candidate
+   over it is never kept. The optimizer therefore never returns a merge that forgets more than
+   LM-Cocktail's own mix.
+
+Among the candidates the search visits, the one with the lowest ``loss + pull * KL`` that passes the
+guards is taken.
 
 The optimized weights are kept only when the merge they give — computed exactly as the written merge
 (:func:`~cocktail_core.engine.merge_tensor`, cast to the output dtype) — has an example loss no worse
