@@ -331,8 +331,8 @@ def push(
     if not token:
         raise HubUnauthorizedError(
             "Pushing to the Hub needs a token with write access; none was given.",
-            hint=f"Create a write token at {_endpoint()}/settings/tokens and pass it with --token "
-            "(or set HF_TOKEN).",
+            hint=f"Create a write token at {_endpoint()}/settings/tokens and set HF_TOKEN "
+            "(or use --token-file on the command line).",
         )
     user, orgs = _whoami(token, need_write=True)
     repo_id = _target_repo(repo_id, user, folder)
@@ -774,14 +774,14 @@ def _translate(
         err = HubGatedError(
             f"{what} is a gated model and {who}.",
             hint=f"Visit {endpoint}/{repo_id}, log in and accept the conditions to request access; once "
-            "granted, retry with a token of that account (--token or HF_TOKEN).",
+            "granted, retry with a token of that account (HF_TOKEN, or --token-file on the command line).",
         )
     elif isinstance(exc, RepositoryNotFoundError):
         who = "no token was given" if not token else "the token cannot see it"
         err = HubRepoNotFoundError(
             f"Hub repo {what} was not found at {endpoint}, or it is private and {who}.",
             hint="Check the spelling (namespace/name). For a private repo pass a token with read access "
-            "(--token or HF_TOKEN).",
+            "(HF_TOKEN, or --token-file on the command line).",
         )
     elif isinstance(exc, RevisionNotFoundError):
         err = HubRevisionNotFoundError(
@@ -814,7 +814,7 @@ def _translate(
             msg = f"The Hub requires a token to {action} {what}."
         err = HubUnauthorizedError(
             msg,
-            hint=f"Create a token at {endpoint}/settings/tokens and pass it with --token (or set HF_TOKEN).",
+            hint=f"Create a token at {endpoint}/settings/tokens and set HF_TOKEN (or use --token-file on the command line).",
         )
     elif status == 403:
         err = HubUnauthorizedError(

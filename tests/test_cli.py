@@ -88,3 +88,17 @@ def test_real_process_exit_code_and_debug_traceback(tmp_path):
     assert plain.returncode == 1 and "not found" in plain.stderr and "Traceback" not in plain.stderr
     debug = subprocess.run([*cmd[:3], "--debug", *cmd[3:]], capture_output=True, text=True, env=env)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+@pytest.mark.parametrize("command", ["merge", "preflight", "weights", "push"])
+def test_token_on_command_line_is_refused_without_echo(command, capsys, tmp_path):
+    secret = "hf_secretvalue123"
+    argv = {"merge": ["merge", "--models", "a/b", "c/d", "--out", str(tmp_path / "o")],
+            "preflight": ["preflight", "--models", "a/b", "c/d"],
+            "weights": ["weights", "--models", "a/b", "c/d", "--examples", "x.jsonl"],
+            "push": ["push", str(tmp_path)]}[command]
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--token", secret])
+    out, err = capsys.readouterr()
+    assert e.value.code != 0 and "HF_TOKEN" in err
+    assert secret not in out + err

@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="python -m cocktail_core",
+        allow_abbrev=False,
         description="Merge language models LM-Cocktail style: streaming merges, weights from examples, Hub push.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -35,7 +36,8 @@ def _optional_commands() -> list:
     import importlib
 
     found = []
-    for name in ("weights_cmd", "push_cmd"):
+    # push first: its merge hook checks the token before the (slow) weights hook scores examples.
+    for name in ("push_cmd", "weights_cmd"):
         try:
             found.append(importlib.import_module(f"cocktail_core.cli.{name}"))
         except ModuleNotFoundError as exc:

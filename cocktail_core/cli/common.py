@@ -9,9 +9,21 @@ from pathlib import Path
 from cocktail_core.errors import CocktailError
 
 
+class _RefuseToken(argparse.Action):
+    """``--token`` is refused without echoing its value: a token on the command line leaks into the
+    shell history and process listings. Declared (hidden) so that ``--token X`` is never taken as an
+    abbreviation of ``--token-file X`` nor echoed back as an unrecognized argument."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
+        parser.error("a Hub token is not accepted on the command line (it would stay in the shell history); "
+                     "set the HF_TOKEN environment variable or pass --token-file FILE")
+
+
 def add_token_file(parser: argparse.ArgumentParser) -> None:
+    """``--token-file FILE`` plus a hidden ``--token`` that refuses, for every command that talks to the Hub."""
     parser.add_argument("--token-file", type=Path, default=None,
                         help="file holding a Hugging Face token (default: the HF_TOKEN variable or your login)")
+    parser.add_argument("--token", action=_RefuseToken, nargs="?", help=argparse.SUPPRESS)
 
 
 def read_token(args: argparse.Namespace) -> str | None:

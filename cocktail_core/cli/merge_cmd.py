@@ -12,7 +12,7 @@ from cocktail_core.recipe import DTYPES, KINDS, Recipe
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("merge", help="merge models into a new folder",
+    p = sub.add_parser("merge", allow_abbrev=False, help="merge models into a new folder",
                        description="Merge models given on the command line or in a recipe file.")
     p.add_argument("--models", nargs="+", metavar="MODEL", help="Hub ids (org/name[@revision]) or local folders")
     p.add_argument("--weights", nargs="+", type=float, metavar="W", help="one weight per model (default: equal)")

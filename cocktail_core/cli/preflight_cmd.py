@@ -9,7 +9,7 @@ from cocktail_core.recipe import Recipe
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("preflight", help="check models can be merged (exit 1 when they cannot)",
+    p = sub.add_parser("preflight", allow_abbrev=False, help="check models can be merged (exit 1 when they cannot)",
                        description="Read configs and safetensors headers (no weights) and report every problem.")
     p.add_argument("--models", nargs="+", required=True, metavar="MODEL")
     p.add_argument("--weights", nargs="+", type=float, metavar="W")

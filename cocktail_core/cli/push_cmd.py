@@ -35,20 +35,6 @@ _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}"
 _REPO_RE = re.compile(rf"^(?:{_NAME}/)?{_NAME}$")
 
 
-class _RefuseToken(argparse.Action):
-    """``--token`` is refused (without echoing it): a token on the command line leaks into the shell
-    history and process listings.  Declared (hidden) so argparse never reads ``--token X`` as an
-    abbreviation of ``--token-file X``."""
-
-    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
-        parser.error("a Hub token is not accepted on the command line (it would stay in the shell history); "
-                     "set the HF_TOKEN environment variable or pass --token-file FILE")
-
-
-def _refuse_token_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--token", action=_RefuseToken, nargs="?", help=argparse.SUPPRESS)
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "push", allow_abbrev=False, help="upload a merged model folder to the Hub (one commit)",
@@ -66,7 +52,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--message", default=None, metavar="TEXT", help="commit (or pull request) title")
     p.add_argument("--quiet", action="store_true", help="print only the URL")
     add_token_file(p)
-    _refuse_token_argument(p)
     p.set_defaults(func=run)
 
 
@@ -76,8 +61,6 @@ def add_merge_options(p: argparse.ArgumentParser) -> None:
                    help="after the merge, upload the output folder to this Hub repo in one commit "
                         "(token from HF_TOKEN or --token-file)")
     p.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo as private")
-    if not any("--token" in a.option_strings for a in p._actions):
-        _refuse_token_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,9 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
     def progress(done: int, total: int, message: str) -> None:
         if not quiet and done == 0 and message:
-            from cocktail_core.compat import human_bytes
-
-            print(f"{message} ({human_bytes(total)})...", file=sys.stderr, flush=True)
+            print(f"{message} ({_human_bytes(total)})...", file=sys.stderr, flush=True)
 
     url = push_folder(folder, args.repo, token=token, private=args.private, overwrite=args.overwrite,
                       create_pr=args.create_pr, commit_message=args.message, progress=progress)
@@ -127,7 +108,8 @@ def after_merge(args: argparse.Namespace, result: Any, *, token: str | None = No
                           commit_message=f"Upload {out.name} merged with Cocktail")
     except HubError as exc:
         again = f"python -m cocktail_core push {out} --repo {repo}" + (" --private" if args.private else "")
-        err = type(exc)(f"{exc.message} The merged model is saved in {out}; push it with: {again}", hint=exc.hint)
+        hint = f"{exc.hint + ' ' if exc.hint else ''}To push the saved model: {again}"
+        err = type(exc)(f"{exc.message} The merged model is saved in {out}.", hint=hint)
         if hasattr(exc, "detail"):
             err.detail = exc.detail  # type: ignore[attr-defined]
         raise err from None
@@ -225,6 +207,15 @@ def _staged(folder: Path, replace: dict[str, str]) -> Iterator[Path]:
         yield staged
     finally:
         shutil.rmtree(staged, ignore_errors=True)
+
+
+def _human_bytes(n: float) -> str:
+    # (cocktail_core.compat.human_bytes, without importing torch for a push)
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1000
+    return f"{n:.2f} TB"
 
 
 def _renamed(exc: HubError, staged: Path, folder: Path) -> HubError:

@@ -22,7 +22,7 @@ from cocktail_core.recipe import KINDS, Recipe
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "weights", help="compute mixing weights from a few examples (LM-Cocktail)",
+        "weights", allow_abbrev=False, help="compute mixing weights from a few examples (LM-Cocktail)",
         description="Score each model on a few examples of the target task and print LM-Cocktail weights, "
                     "softmax(-loss / T); --optimize then tunes them on the merged model's own loss.")
     p.add_argument("--models", nargs="+", required=True, metavar="MODEL",
