@@ -18,10 +18,12 @@ from cocktail_core.recipe import ModelRef, Recipe
 if TYPE_CHECKING:
     from cocktail_core.engine import MergeResult, ProgressUpdate, merge
     from cocktail_core.compat import PreflightReport, preflight
+    from cocktail_core.weights import WeightsResult, compute_weights
 
 _LAZY = {
     "merge": "cocktail_core.engine", "MergeResult": "cocktail_core.engine", "ProgressUpdate": "cocktail_core.engine",
     "preflight": "cocktail_core.compat", "PreflightReport": "cocktail_core.compat",
+    "compute_weights": "cocktail_core.weights", "WeightsResult": "cocktail_core.weights",
 }
 
 
@@ -34,4 +36,4 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["Recipe", "ModelRef", "merge", "MergeResult", "ProgressUpdate", "preflight", "PreflightReport",
-           "CocktailError", "RecipeError", "PreflightError", "format_error"]
+           "compute_weights", "WeightsResult", "CocktailError", "RecipeError", "PreflightError", "format_error"]
