@@ -405,11 +405,12 @@ class LiveMerge:
         if not self.compatible(recipe):
             raise CocktailError("This in-memory merge holds other models (or another dtype).",
                                 hint="Start a new live merge for the new models.")
+        dev = _device()  # the engine's compute device, so both compute exactly the same numbers
         with self._lock, self.loaded.lock:
             started = time.perf_counter()
             merged: dict[str, torch.Tensor] = {}
             for name, target in self._key_map.items():
-                parts = [sd[name].to(torch.float32) for sd in self._state_dicts]
+                parts = [sd[name].to(dev, torch.float32) for sd in self._state_dicts]
                 out = merge_tensor(recipe, name, parts)
                 merged[target] = out.to(self._out_dtypes[name])
             result = self.loaded.model.load_state_dict(merged, strict=False)
