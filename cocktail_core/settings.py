@@ -39,6 +39,10 @@ class Settings:
         work_dir: where the app keeps per-session folders (``COCKTAIL_WORK_DIR``).
         device: force a torch device, e.g. ``cpu`` (``COCKTAIL_DEVICE``; default: accelerate's).
         in_memory_max_mb: largest total model size the app re-merges in memory (``COCKTAIL_IN_MEMORY_MAX_MB``).
+        allow_local_paths: model references may be local folders (``COCKTAIL_ALLOW_LOCAL_PATHS``, default on).
+        hub_cache_fallback: when the Hub cannot be reached, serve models from the local cache
+            (``COCKTAIL_HUB_CACHE_FALLBACK``; default on, off on a Space, where the cache is shared by
+            visitors and a cached private model must not skip the Hub's access check).
     """
 
     max_models: int
@@ -49,6 +53,7 @@ class Settings:
     device: str | None
     in_memory_max_mb: int
     allow_local_paths: bool
+    hub_cache_fallback: bool
 
 
 def get() -> Settings:
@@ -62,4 +67,5 @@ def get() -> Settings:
         device=os.environ.get("COCKTAIL_DEVICE") or None,
         in_memory_max_mb=_int("COCKTAIL_IN_MEMORY_MAX_MB", 2048),
         allow_local_paths=_bool("COCKTAIL_ALLOW_LOCAL_PATHS", True),
+        hub_cache_fallback=_bool("COCKTAIL_HUB_CACHE_FALLBACK", not os.environ.get("SPACE_ID")),
     )

@@ -257,3 +257,12 @@ def test_retargeted_card_equals_card_rendered_for_the_repo(local_hub, hub_models
     foreign = (tiny_bert_pair[0] / "README.md").read_text() if (tiny_bert_pair[0] / "README.md").exists() else "# x"
     assert retarget_card(foreign, "org/emb") == foreign
     assert retarget_card("# Cocktail merge\n", "org/emb") == "# Cocktail merge\n"
+
+
+def test_shared_space_never_serves_the_cache_when_the_hub_is_unreachable(local_hub, hub_models, tmp_path, monkeypatch):
+    merge(_hub_recipe(hub_models), tmp_path / "online", token=local_hub.token)
+    local_hub.point_to(_dead_endpoint())
+    monkeypatch.setenv("SPACE_ID", "org/cocktail")  # a Space: the cache is shared by visitors
+    with pytest.raises(PreflightError, match="Could not reach the Hub"):
+        merge(_hub_recipe(hub_models), tmp_path / "space")
+    assert not (tmp_path / "space").exists()

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from cocktail_core import settings
 from cocktail_core.errors import HubError, HubUnreachableError
 from cocktail_core.hub._client import _DOWNLOAD_WORKERS, ProgressFn, _Progress
 from cocktail_core.hub.cache import _cached_snapshot
@@ -64,6 +65,8 @@ def download_model(
         with _hub_errors(repo_id=repo_id, revision=revision, token=token):
             info = api.model_info(repo_id, revision=revision, files_metadata=True)
     except HubUnreachableError as exc:
+        if not settings.get().hub_cache_fallback:
+            raise
         try:
             folder = _cached_snapshot(repo_id, revision, token, reason="the Hub cannot be reached")
         except HubError:

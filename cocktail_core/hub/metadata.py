@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cocktail_core import settings
 from cocktail_core.errors import HubError, HubUnreachableError, NoSafetensorsError
 from cocktail_core.hub._client import _DOWNLOAD_WORKERS
 from cocktail_core.hub.cache import _cached_files, _cached_snapshot
@@ -111,6 +112,8 @@ def fetch_metadata(repo_id: str, *, revision: str | None = None, token: str | No
             weight_files = [f for f in select_merge_files(sizes, weight_map) if f.endswith(".safetensors")]
             tensors = _remote_headers(api, repo_id, sha, weight_files, token)
     except HubUnreachableError as exc:
+        if not settings.get().hub_cache_fallback:
+            raise
         try:
             return _meta_from_cache(repo_id, revision, token, reason="the Hub cannot be reached")
         except HubError:
