@@ -31,6 +31,7 @@ import torch
 from cocktail_core import settings
 from cocktail_core.errors import CocktailError
 from cocktail_core.recipe import ModelRef, Recipe
+from cocktail_core.state_keys import match_key
 
 #: model kinds that produce text
 TEXT_KINDS = ("decoder", "encoder-decoder")
@@ -373,7 +374,7 @@ class LiveMerge:
         for name, meta in ref.tensors.items():
             if not meta.is_float:
                 continue
-            target = _match_key(name, model_keys, prefix)
+            target = match_key(name, model_keys, prefix)
             if target is None:
                 unmapped.append(name)
             else:
@@ -419,17 +420,6 @@ class LiveMerge:
             self.last_seconds = time.perf_counter() - started
             self.recipe = recipe
         return self.last_seconds
-
-
-def _match_key(name: str, keys: set[str], prefix: str) -> str | None:
-    if name in keys:
-        return name
-    if prefix:
-        if f"{prefix}.{name}" in keys:
-            return f"{prefix}.{name}"
-        if name.startswith(prefix + ".") and name[len(prefix) + 1:] in keys:
-            return name[len(prefix) + 1:]
-    return None
 
 
 __all__ = ["LoadedModel", "TryResult", "LiveMerge", "load_model", "model_folder", "read_pooling", "generate",

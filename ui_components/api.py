@@ -28,15 +28,6 @@ def _fail(exc: BaseException, token: str | None = None) -> gr.Error:
     return gr.Error(handlers.safe_error(exc, token), print_exception=False)
 
 
-def _rows(models: list[str] | None, weights: list[float] | None) -> list[dict[str, Any]]:
-    models = [str(m) for m in (models or [])]
-    if weights is not None and len(weights) != len(models):
-        raise CocktailError(f"Got {len(models)} model(s) but {len(weights)} weight(s).",
-                            hint="Give exactly one weight per model, in the same order (or no weights).")
-    weights = list(weights) if weights is not None else [1.0] * len(models)
-    return [handlers.new_row(m, float(w)) for m, w in zip(models, weights)]
-
-
 class Api:
     """The endpoint functions, bound to one :class:`SessionStore`."""
 
@@ -48,7 +39,7 @@ class Api:
 
     @staticmethod
     def _token(oauth_token: Any) -> str | None:
-        return handlers.resolve_token(getattr(oauth_token, "token", None), None)
+        return handlers.token_for(oauth_token)
 
     def register(self) -> None:
         """Register the five endpoints on the Blocks being built."""
@@ -76,8 +67,9 @@ class Api:
         """
         token = self._token(oauth_token)
         try:
-            view = handlers.preflight_form(_rows(models, weights), session=self._session(request), store=self.store,
-                                           method=method, params=params, base=base or None, dtype=dtype, token=token)
+            view = handlers.preflight_form(handlers.rows_for(models, weights), session=self._session(request),
+                                           store=self.store, method=method, params=params, base=base or None,
+                                           dtype=dtype, token=token)
         except Exception as exc:
             raise _fail(exc, token) from None
         return view.as_dict()
@@ -100,7 +92,7 @@ class Api:
         """
         token = self._token(oauth_token)
         try:
-            result = handlers.compute_weights_form(_rows(models, None), session=self._session(request),
+            result = handlers.compute_weights_form(handlers.rows_for(models, None), session=self._session(request),
                                                    store=self.store, examples=examples, method=method,
                                                    base=base or None, temperature=temperature, optimize=optimize,
                                                    token=token)
@@ -133,13 +125,13 @@ class Api:
                 recipe = handlers.build_recipe(form.rows, method=form.method, params=form.params, base=form.base,
                                                dtype=form.dtype, extras=form.extras)
             else:
-                recipe = handlers.build_recipe(_rows(models, weights), method=method, params=params,
+                recipe = handlers.build_recipe(handlers.rows_for(models, weights), method=method, params=params,
                                                base=base or None, dtype=dtype)
             record = handlers.merge_form(recipe, session=session, store=self.store, name=name, token=token)
         except Exception as exc:
             raise _fail(exc, token) from None
         return {"name": record.name, "kind": record.kind, "seconds": record.seconds,
-                "bytes_written": record.bytes_written, "files": sorted(p.name for p in record.path.iterdir()),
+                "bytes_written": record.bytes_written, "files": record.files(),
                 "recipe_yaml": record.recipe_yaml}
 
     def try_merged(

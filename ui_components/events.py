@@ -35,10 +35,6 @@ def fail(exc: BaseException, token: str | None = None) -> gr.Error:
     return gr.Error(handlers.safe_error(exc, token), duration=None, print_exception=False)
 
 
-def _oauth(oauth_token: Any) -> str | None:
-    return getattr(oauth_token, "token", None) if oauth_token is not None else None
-
-
 def _progress(progress: Any) -> handlers.Progress:
     def report(fraction: float, desc: str) -> None:
         try:
@@ -97,7 +93,7 @@ class Events:
             value = (value or "").strip()
             if row is None or (row["ref"] == value and (row.get("info") or not value)):
                 return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            token = handlers.resolve_token(_oauth(oauth_token), token_box)
+            token = handlers.token_for(oauth_token, token_box)
             return self._preflight_outputs(handlers.set_ref(rows, key, value), method, base, dtype, extras, token,
                                            self.session(request), values)
 
@@ -123,7 +119,7 @@ class Events:
                 rows = handlers.remove_row(rows, key)
             except CocktailError as exc:
                 raise fail(exc) from None
-            token = handlers.resolve_token(_oauth(oauth_token), token_box)
+            token = handlers.token_for(oauth_token, token_box)
             return self._preflight_outputs(rows, method, base, dtype, extras, token, self.session(request), values)
 
         return on_remove
@@ -137,13 +133,13 @@ class Events:
     def recheck(self, rows: list[dict], method: str, base: str, dtype: str, extras: dict, token_box: str,
                 request: gr.Request, oauth_token: gr.OAuthToken | None, *values: Any) -> Any:
         """Base, dtype or a parameter changed: run the preflight again."""
-        token = handlers.resolve_token(_oauth(oauth_token), token_box)
+        token = handlers.token_for(oauth_token, token_box)
         return self._preflight_outputs(rows, method, base, dtype, extras, token, self.session(request), values)
 
     def method_changed(self, method: str, rows: list[dict], base: str, dtype: str, extras: dict, token_box: str,
                        request: gr.Request, oauth_token: gr.OAuthToken | None, *values: Any) -> Any:
         """Show the method's parameters and description; shares and preflight for the new method."""
-        token = handlers.resolve_token(_oauth(oauth_token), token_box)
+        token = handlers.token_for(oauth_token, token_box)
         groups = self.weights.updates_for(method)
         checked = self._preflight_outputs(rows, method, base, dtype, extras, token, self.session(request), values)
         return (*groups, method_description(method), *checked)
@@ -170,7 +166,7 @@ class Events:
                 optimize: bool, method: str, base: str, dtype: str, extras: dict, token_box: str,
                 request: gr.Request, oauth_token: gr.OAuthToken | None, progress: gr.Progress = gr.Progress(),
                 *values: Any) -> Any:
-        token = handlers.resolve_token(_oauth(oauth_token), token_box)
+        token = handlers.token_for(oauth_token, token_box)
         try:
             session = self.session(request)
             examples = handlers.examples_from_form(kind, table, paste)
@@ -187,7 +183,7 @@ class Events:
     def merge(self, rows: list[dict], method: str, base: str, dtype: str, extras: dict, name: str, token_box: str,
               request: gr.Request, oauth_token: gr.OAuthToken | None, progress: gr.Progress = gr.Progress(),
               *values: Any) -> Any:
-        token = handlers.resolve_token(_oauth(oauth_token), token_box)
+        token = handlers.token_for(oauth_token, token_box)
         try:
             session = self.session(request)
             recipe = handlers.build_recipe(rows, method=method, params=self._params(method, values), base=base,
@@ -223,7 +219,7 @@ class Events:
                 session.live = None
                 session.live_error = None
             return ""
-        token = handlers.resolve_token(_oauth(oauth_token), token_box)
+        token = handlers.token_for(oauth_token, token_box)
         try:
             recipe = handlers.build_recipe(rows, method=method, params=self._params(method, values), base=base,
                                            dtype=dtype, extras=extras)
@@ -233,7 +229,7 @@ class Events:
 
     def try_it(self, text: str, text_b: str, ingredient: str, max_new_tokens: float, live: bool, token_box: str,
                request: gr.Request, oauth_token: gr.OAuthToken | None) -> Any:
-        token = handlers.resolve_token(_oauth(oauth_token), token_box)
+        token = handlers.token_for(oauth_token, token_box)
         try:
             view = handlers.try_form(session=self.session(request), store=self.store, text=text or "",
                                      text_b=text_b or "", ingredient=ingredient, use_live=bool(live),
@@ -250,7 +246,7 @@ class Events:
     def token_entered(self, token_box: str, repo: str, request: gr.Request,
                       oauth_token: gr.OAuthToken | None) -> Any:
         """A token was typed: complete a bare repository name with the token's user."""
-        token = handlers.resolve_token(_oauth(oauth_token), token_box)
+        token = handlers.token_for(oauth_token, token_box)
         repo = (repo or "").strip()
         if not token or "/" in repo:
             return gr.skip()
@@ -263,7 +259,7 @@ class Events:
 
     def push(self, repo: str, private: bool, license: str, overwrite: bool, token_box: str, request: gr.Request,
              oauth_token: gr.OAuthToken | None, progress: gr.Progress = gr.Progress()) -> str:
-        token = handlers.resolve_token(_oauth(oauth_token), token_box)
+        token = handlers.token_for(oauth_token, token_box)
         try:
             url = handlers.push_form(session=self.session(request), repo_name=repo, private=private, license=license,
                                      overwrite=overwrite, token=token, progress=_progress(progress))

@@ -1,6 +1,6 @@
 """The models panel: 2 to 10 model rows (Hub id or local folder, weight slider, share, inline preflight).
 
-The rows live in a ``gr.State`` list (see :mod:`ui_components.handlers` for its shape) and are drawn
+The rows live in a ``gr.State`` list (see :mod:`ui_components.handlers.rows` for its shape) and are drawn
 by ``@gr.render`` with a stable ``key=`` per row, so a row keeps what the user typed when others are
 added or removed. The panel only draws; ``app.py`` attaches each row's events through
 :attr:`ModelsPanel.row_hooks`, which the render calls for every row it draws.

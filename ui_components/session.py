@@ -57,6 +57,10 @@ class MergeRecord:
     bytes_written: int
     refs: list[str]
 
+    def files(self) -> list[str]:
+        """The names in the merged folder, sorted."""
+        return sorted(p.name for p in self.path.iterdir())
+
 
 @dataclass
 class Session:

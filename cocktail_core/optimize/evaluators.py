@@ -21,6 +21,7 @@ from typing import Any
 from cocktail_core import settings
 from cocktail_core.optimize.problem import Eval, Problem
 from cocktail_core.recipe import Recipe
+from cocktail_core.state_keys import match_key
 
 
 def make_evaluator(recipe: Recipe, sources: list[Any], task: Any, drift_task: Any, device: str | None,
@@ -91,7 +92,7 @@ class InMemoryEvaluator:
             for name, meta in ref_meta.items():
                 if not meta.is_float:
                     continue
-                target = _match_key(name, keys, prefix)
+                target = match_key(name, keys, prefix)
                 if target is None:
                     continue
                 self.names[name] = target
@@ -199,17 +200,6 @@ def _needs_base(recipe: Recipe) -> bool:
     from cocktail_core import methods
 
     return methods.get(recipe.method).needs_base
-
-
-def _match_key(name: str, keys: set[str], prefix: str) -> str | None:
-    """The model's state-dict key for checkpoint tensor ``name`` (base-model prefix added or removed)."""
-    if name in keys:
-        return name
-    if prefix and name.startswith(prefix + ".") and name[len(prefix) + 1:] in keys:
-        return name[len(prefix) + 1:]
-    if prefix and f"{prefix}.{name}" in keys:
-        return f"{prefix}.{name}"
-    return None
 
 
 __all__ = ["make_evaluator", "InMemoryEvaluator", "StreamedEvaluator"]
