@@ -8,6 +8,7 @@ alternate so one can be written while the next is filled.
 
 from __future__ import annotations
 
+import os
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -98,11 +99,15 @@ class _StreamingMerge:
         largest = max((_slice_numel(j.meta.shape, self.plans[j.meta.name]) for j in jobs if j.meta.is_float), default=1)
         self.block = CPU_BLOCK_ELEMENTS if method.elementwise and device.type == "cpu" else largest
         small = min(self.block, largest)
+        # Blocks are independent, so they are shared among worker threads (torch releases the GIL);
+        # each worker has its own cache-sized scratch.
+        self.workers = min(4, os.cpu_count() or 1) if self.block < largest else 1
         itemsizes = [max((DTYPES[m.dtype].itemsize for m in r.metas.values() if m.is_float), default=4)
                      for r in readers]
         self.raw = [bytearray(largest * size) for size in itemsizes]
-        self.scratch = [torch.empty(small, dtype=torch.float32, device=device) for _ in readers]
-        self.acc = torch.empty(small, dtype=torch.float32, device=device)
+        self.scratch = [[torch.empty(small, dtype=torch.float32, device=device) for _ in readers]
+                        for _ in range(self.workers)]
+        self.acc = [torch.empty(small, dtype=torch.float32, device=device) for _ in range(self.workers)]
         # Output bytes are staged in float32-sized buffers (no output dtype is wider); two of them
         # alternate so the writer thread writes one while the next is filled.
         self.staging = [torch.empty(largest, dtype=torch.float32) for _ in range(2)]
@@ -126,7 +131,8 @@ class _StreamingMerge:
         pending: list[Future] = []
         in_flight: list[Future | None] = [None, None]
         queued, turn = 0, 0
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cocktail-writer") as pool:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cocktail-writer") as pool, \
+                ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="cocktail-merge") as self._compute:
             with ShardedWriter(folder, shards) as writer:
                 for job in self.jobs:
                     name = job.meta.name
@@ -151,16 +157,23 @@ class _StreamingMerge:
         n, shape = sources[0].numel(), sources[0].shape
         staged = staging.view(torch.uint8)[: n * out_dtype.itemsize].view(out_dtype)
         if self.block >= n:
-            parts = [sc[:n].view(shape).copy_(src) for sc, src in zip(self.scratch, sources)]
-            merged = merge_tensor(self.recipe, name, parts, base_index=self.base_index, out=self.acc[:n].view(shape))
+            parts = [sc[:n].view(shape).copy_(src) for sc, src in zip(self.scratch[0], sources)]
+            merged = merge_tensor(self.recipe, name, parts, base_index=self.base_index, out=self.acc[0][:n].view(shape))
             staged.copy_(merged.reshape(-1))
         else:
             flat = [src.reshape(-1) for src in sources]
-            for b in range(0, n, self.block):
-                e = min(b + self.block, n)
-                parts = [sc[: e - b].copy_(f[b:e]) for sc, f in zip(self.scratch, flat)]
-                staged[b:e].copy_(merge_tensor(self.recipe, name, parts, base_index=self.base_index,
-                                               out=self.acc[: e - b]))
+            starts = range(0, n, self.block)
+
+            def run_blocks(worker: int) -> None:
+                scratch, acc = self.scratch[worker], self.acc[worker]
+                for b in starts[worker::self.workers]:
+                    e = min(b + self.block, n)
+                    parts = [sc[: e - b].copy_(f[b:e]) for sc, f in zip(scratch, flat)]
+                    staged[b:e].copy_(merge_tensor(self.recipe, name, parts, base_index=self.base_index,
+                                                   out=acc[: e - b]))
+
+            for done in [self._compute.submit(run_blocks, w) for w in range(self.workers)]:
+                done.result()
         return staged.view(shape)
 
 

@@ -149,3 +149,20 @@ def test_killed_process_never_leaves_a_finished_looking_folder(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not out.exists()
+
+
+@pytest.mark.parametrize("method", ["linear", "task_arithmetic"])
+def test_row_slices_and_parallel_blocks_give_the_same_bytes(method, tmp_path, monkeypatch, tiny_llama_bf16_trio):
+    """Big tensors are read in row slices and merged in cache-sized blocks on worker threads."""
+    from cocktail_core import streaming
+
+    kwargs = {"base": str(tiny_llama_bf16_trio[0])} if method != "linear" else {}
+    recipe = Recipe.from_lists([str(p) for p in tiny_llama_bf16_trio], [0.2, 0.5, 0.3], method=method, **kwargs)
+    whole = merge(recipe, tmp_path / "whole")
+    monkeypatch.setattr(streaming, "SLICE_ELEMENTS", 3000)
+    monkeypatch.setattr(streaming, "CPU_BLOCK_ELEMENTS", 700)
+    sliced = merge(recipe, tmp_path / "sliced")
+    for f in whole.path.glob("*.safetensors"):
+        assert f.read_bytes() == (sliced.path / f.name).read_bytes()
+    if method == "linear":
+        _assert_equal_state(sliced.path, independent_linear(tiny_llama_bf16_trio, [0.2, 0.5, 0.3]), torch.bfloat16)
