@@ -101,18 +101,29 @@ def render_card(recipe: Recipe, sources: list[ModelSource], kind: str | None, *,
     return "\n".join(lines)
 
 
+def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
+    """A model card's YAML front matter (between ``---`` lines) as a dict, and the text after it.
+
+    A card without front matter gives ``({}, text)``; front matter that is not a YAML mapping reads as ``{}``.
+
+    Example:
+        >>> split_front_matter("---\nlicense: mit\n---\n\n# Title\n")
+        ({'license': 'mit'}, '# Title\n')
+    """
+    if text.startswith("---"):
+        end = text.find("\n---", 3)
+        if end >= 0:
+            try:
+                data = yaml.safe_load(text[3:end]) or {}
+            except yaml.YAMLError:
+                data = {}
+            return (data if isinstance(data, dict) else {}), text[end + 4:].lstrip("\n")
+    return {}, text
+
+
 def is_cocktail_card(text: str) -> bool:
     """True when ``text`` is a model card written by Cocktail (front matter tagged ``cocktail``)."""
-    if not text.startswith("---"):
-        return False
-    end = text.find("\n---", 3)
-    if end < 0:
-        return False
-    try:
-        data = yaml.safe_load(text[3:end]) or {}
-    except yaml.YAMLError:
-        return False
-    tags = data.get("tags") if isinstance(data, dict) else None
+    tags = split_front_matter(text)[0].get("tags")
     return isinstance(tags, list) and "cocktail" in tags
 
 

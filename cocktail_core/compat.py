@@ -21,6 +21,7 @@ from cocktail_core.io.header import DTYPES
 from cocktail_core.io.reader import TensorReader
 from cocktail_core.io.sources import ModelSource, detect_kind, inspect
 from cocktail_core.recipe import Recipe
+from cocktail_core.units import human_bytes, human_count
 
 _DTYPE_CODE = {"bfloat16": "BF16", "float16": "F16", "float32": "F32"}
 _MAX_LISTED = 8
@@ -92,21 +93,6 @@ class PreflightReport:
         return "\n".join(lines)
 
 
-def human_bytes(n: int | float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1000
-    return f"{n} B"
-
-
-def human_count(n: int) -> str:
-    for unit, size in (("B", 10**9), ("M", 10**6), ("K", 10**3)):
-        if n >= size:
-            return f"{n / size:.2f}{unit}"
-    return str(n)
-
-
 def output_dtype_code(recipe: Recipe, ref_meta_dtype: str) -> str:
     """The safetensors dtype of a float output tensor (``auto`` keeps the reference tensor's)."""
     return ref_meta_dtype if recipe.dtype == "auto" else _DTYPE_CODE[recipe.dtype]
@@ -160,8 +146,7 @@ def preflight(
 
     method = methods.get(recipe.method)
     problems += method.check_weights(recipe.weights)
-    n_inputs = len(recipe.models) - (1 if method.needs_base else 0)
-    if method.needs_base and n_inputs + 1 < method.min_models:
+    if method.needs_base and len(recipe.models) < method.min_models:
         problems.append(f"method '{method.name}' needs the base plus at least {method.min_models - 1} other models")
     if method.max_models is not None and len(recipe.models) > method.max_models:
         problems.append(f"method '{method.name}' merges exactly {method.max_models} models (the base and one other); "
@@ -172,8 +157,9 @@ def preflight(
     if len(ok_sources) == len(found) and found:
         _compare(recipe, found, report)
     report.download_bytes = sum(s.download_bytes for _, s in ok_sources if not s.is_local)
-    if cfg.max_total_gb and sum(s.weights_bytes for _, s in ok_sources) > cfg.max_total_gb * 10**9:
-        problems.append(f"the inputs total {human_bytes(sum(s.weights_bytes for _, s in ok_sources))}; "
+    total_bytes = sum(s.weights_bytes for _, s in ok_sources)
+    if cfg.max_total_gb and total_bytes > cfg.max_total_gb * 10**9:
+        problems.append(f"the inputs total {human_bytes(total_bytes)}; "
                         f"this installation allows {cfg.max_total_gb} GB")
     if output_dir is not None and report.output_bytes:
         _check_disk(Path(output_dir), report)

@@ -20,7 +20,7 @@ import torch
 
 from cocktail_core import methods, settings
 from cocktail_core.card import render_card
-from cocktail_core.errors import CocktailError, OutputExistsError, RecipeError
+from cocktail_core.errors import CocktailError, OutputExistsError, RecipeError, SettingsError
 from cocktail_core.io.header import DTYPES
 from cocktail_core.io.reader import TensorReader
 from cocktail_core.io.sources import SENTENCE_TRANSFORMERS_FILES, TOKENIZER_FILES, ModelSource, materialize
@@ -76,7 +76,11 @@ def compute_device() -> torch.device:
     """The accelerate device (CUDA when present), unless ``COCKTAIL_DEVICE`` says otherwise."""
     forced = settings.get().device
     if forced:
-        return torch.device(forced)
+        try:
+            return torch.device(forced)
+        except RuntimeError:
+            raise SettingsError(f"COCKTAIL_DEVICE={forced!r} is not a torch device.",
+                                hint="Use e.g. cpu, cuda or cuda:1, or unset it.") from None
     if torch.cuda.is_available():
         from accelerate import PartialState
 
@@ -213,16 +217,24 @@ def _write_weights(recipe: Recipe, sources: list[ModelSource], folder: Path, dev
 
 def _pinned_recipe(recipe: Recipe, sources: list[ModelSource]) -> Recipe:
     """The recipe with each Hub input pinned to the commit actually used, so it reproduces exactly."""
+    return replace_models(recipe, [str(ModelRef(path=s.ref.path, revision=s.sha)) if not s.is_local and s.sha else None
+                                   for s in sources])
+
+
+def replace_models(recipe: Recipe, new: list[str | None], *, keep_provenance: bool = True) -> Recipe:
+    """``recipe`` with model ``i`` replaced by the reference ``new[i]`` (where not None); ``base`` and
+    ``tokenizer_source`` follow their model. ``keep_provenance=False`` drops ``weights_from``."""
     data = recipe.to_dict()
     mapping: dict[str, str] = {}
-    for entry, src in zip(data["models"], sources):
-        if not src.is_local and src.sha:
-            pinned = str(ModelRef(path=src.ref.path, revision=src.sha))
-            mapping[entry["model"]] = pinned
-            entry["model"] = pinned
+    for entry, ref in zip(data["models"], new):
+        if ref is not None:
+            mapping[entry["model"]] = ref
+            entry["model"] = ref
     for key in ("base", "tokenizer_source"):
         if data.get(key) in mapping:
             data[key] = mapping[data[key]]
+    if not keep_provenance:
+        data.pop("weights_from", None)
     return Recipe.validated(data)
 
 
@@ -262,5 +274,5 @@ def _move_into_place(tmp: Path, out: Path) -> None:
         tmp.rename(out)
 
 
-__all__ = ["merge", "merge_tensor", "MergeResult", "ProgressUpdate", "compute_device", "RECIPE_FILE",
-           "CocktailError"]
+__all__ = ["merge", "merge_tensor", "replace_models", "MergeResult", "ProgressUpdate", "compute_device",
+           "RECIPE_FILE", "CocktailError"]

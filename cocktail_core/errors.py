@@ -95,6 +95,10 @@ class ScoringError(CocktailError):
     """A model could not be scored on the examples (e.g. an answer truncated away)."""
 
 
+class SettingsError(CocktailError, ValueError):
+    """An environment setting (``COCKTAIL_*``) has a value Cocktail cannot use."""
+
+
 # --- Hub ----------------------------------------------------------------------------------------
 
 

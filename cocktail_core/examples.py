@@ -13,7 +13,6 @@ that names the line (and column, for malformed JSON) and the field, raised befor
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Literal, Union
 
 from cocktail_core import settings
 from cocktail_core.errors import ExamplesError
+from cocktail_core.example_text import looks_like_path, parse_text, read_file
 
 ExampleFormat = Literal["text", "retrieval"]
 
@@ -133,7 +133,7 @@ def load_examples(
         raise ExamplesError(f"{len(records)} examples given; at most {limit} are allowed.",
                             hint="Keep the most representative ones; about 5 is the expected use "
                                  "(the limit is COCKTAIL_MAX_EXAMPLES).")
-    fmt = expected or _guess_format(records[0][1], records[0][0], 0)
+    fmt = expected or _guess_format(records[0][1])
     out: list[Example] = []
     for index, (line, item) in enumerate(records):
         out.append(_validate(item, fmt, kind, line, index))
@@ -151,13 +151,13 @@ def parse_examples(text: str, *, kind: str | None = None, max_examples: int | No
 
 def examples_to_dicts(examples: Iterable[Example]) -> list[dict[str, Any]]:
     """The examples as plain dicts in the canonical format (for saving as JSONL)."""
-    out: list[dict[str, Any]] = []
-    for ex in examples:
-        if isinstance(ex, TextExample):
-            out.append({"input": ex.prompt, "output": ex.answer})
-        else:
-            out.append({"query": ex.query, "pos": list(ex.pos), "neg": list(ex.neg)})
-    return out
+    return [_as_dict(ex) for ex in examples]
+
+
+def _as_dict(ex: Example) -> dict[str, Any]:
+    if isinstance(ex, TextExample):
+        return {"input": ex.prompt, "output": ex.answer}
+    return {"query": ex.query, "pos": list(ex.pos), "neg": list(ex.neg)}
 
 
 # -- reading ----------------------------------------------------------------------------------------
@@ -172,116 +172,26 @@ def _records(source: Any) -> list[tuple[int | None, Any]]:
     if isinstance(source, (TextExample, RetrievalExample, Mapping)):
         source = [source]
     if isinstance(source, Path) or (isinstance(source, str) and not isinstance(source, _Text)
-                                    and _looks_like_path(source)):
-        return _parse_text(_read_file(Path(source) if str(source) != "-" else None))
+                                    and looks_like_path(source)):
+        return parse_text(read_file(Path(source) if str(source) != "-" else None))
     if isinstance(source, str):
-        return _parse_text(str(source))
+        return parse_text(str(source))
     if isinstance(source, Sequence) and not isinstance(source, (bytes, bytearray)):
         out: list[tuple[int | None, Any]] = []
         for item in source:
-            if isinstance(item, TextExample):
-                out.append((item.line, {"input": item.prompt, "output": item.answer}))
-            elif isinstance(item, RetrievalExample):
-                out.append((item.line, {"query": item.query, "pos": list(item.pos), "neg": list(item.neg)}))
+            if isinstance(item, (TextExample, RetrievalExample)):
+                out.append((item.line, _as_dict(item)))
             else:
                 out.append((None, item))
         return out
     raise ExamplesError(f"examples must be a file, JSON / JSONL text or a list of dicts, not {type(source).__name__}.")
 
 
-def _looks_like_path(text: str) -> bool:
-    stripped = text.strip()
-    if not stripped or stripped[0] in "[{" or "\n" in stripped:
-        return False
-    return True
-
-
-def _read_file(path: Path | None) -> str:
-    if path is None:
-        import sys
-
-        return sys.stdin.read()
-    p = path.expanduser()
-    if not p.is_file():
-        raise ExamplesError(f"the examples file {p} does not exist." if not p.exists()
-                            else f"{p} is not a file.",
-                            hint="Give a .json or .jsonl file, one example per line for JSONL.")
-    try:
-        return p.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ExamplesError(f"the examples file {p} is not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
-    except OSError as exc:
-        raise ExamplesError(f"cannot read the examples file {p} ({exc.strerror}).") from None
-
-
-def _parse_text(text: str) -> list[tuple[int | None, Any]]:
-    stripped = text.lstrip("\ufeff \t\r\n")
-    if not stripped:
-        return []
-    if stripped[0] == "[":
-        return _parse_array(text)
-    return _parse_jsonl(text)
-
-
-def _parse_array(text: str) -> list[tuple[int | None, Any]]:
-    """A JSON array, element by element, so each element keeps the line it starts on."""
-    try:
-        json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _json_error(exc, text) from None
-    decoder = json.JSONDecoder()
-    pos = text.index("[") + 1
-    out: list[tuple[int | None, Any]] = []
-    while True:
-        pos = _skip_ws(text, pos)
-        if text[pos] == "]":
-            break
-        obj, end = decoder.raw_decode(text, pos)
-        out.append((text.count("\n", 0, pos) + 1, obj))
-        pos = _skip_ws(text, end)
-        if text[pos] == ",":
-            pos += 1
-    return out
-
-
-def _parse_jsonl(text: str) -> list[tuple[int | None, Any]]:
-    """One JSON value a line; a single (possibly multi-line) JSON object is one example."""
-    try:
-        whole = json.loads(text)
-    except json.JSONDecodeError:
-        whole = None
-    else:
-        if isinstance(whole, dict):
-            first = text.count("\n", 0, len(text) - len(text.lstrip())) + 1
-            return [(first, whole)]
-    out: list[tuple[int | None, Any]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            out.append((number, json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise ExamplesError(f"invalid JSON: {exc.msg}.", line=number, column=exc.colno,
-                                hint="JSONL needs one complete JSON object per line; "
-                                     "check quotes, commas and braces near that column.") from None
-    return out
-
-
-def _skip_ws(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in " \t\r\n\ufeff":
-        pos += 1
-    return pos
-
-
-def _json_error(exc: json.JSONDecodeError, text: str) -> ExamplesError:
-    return ExamplesError(f"invalid JSON: {exc.msg}.", line=exc.lineno, column=exc.colno,
-                         hint="Check quotes, commas and brackets near that position.")
-
-
 # -- validation -------------------------------------------------------------------------------------
 
 
-def _guess_format(item: Any, line: int | None, index: int) -> ExampleFormat:
+def _guess_format(item: Any) -> ExampleFormat:
+    """``retrieval`` for an object with query/pos/neg keys and no input/output ones, else ``text``."""
     if isinstance(item, Mapping):
         keys = set(item)
         if keys & set(_RETRIEVAL_KEYS) and not keys & set(_PROMPT_KEYS + _ANSWER_KEYS):
@@ -297,7 +207,7 @@ def _validate(item: Any, fmt: ExampleFormat, kind: str | None, line: int | None,
                             hint=_TEXT_HINT if fmt == "text" else _RETRIEVAL_HINT, **where)
     keys = set(item)
     if fmt == "text":
-        if keys & set(_RETRIEVAL_KEYS) and not keys & set(_PROMPT_KEYS + _ANSWER_KEYS):
+        if _guess_format(item) == "retrieval":
             for_kind = f"a {kind} model" if kind else "this model kind"
             raise ExamplesError(f"{label}query/pos/neg examples do not fit {for_kind}.",
                                 field=_first(keys, _RETRIEVAL_KEYS), hint=_TEXT_HINT, **where)

@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cocktail_core.errors import RecipeError
+from cocktail_core.units import parse_size
 
 DType = Literal["auto", "bfloat16", "float16", "float32"]
 ModelKind = Literal["decoder", "encoder", "reranker", "encoder-decoder"]
@@ -34,25 +35,6 @@ KINDS: tuple[str, ...] = ("decoder", "encoder", "reranker", "encoder-decoder")
 
 # Hub repo ids: optional namespace, then a name of letters, digits, '-', '_', '.'.
 _HUB_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B)?\s*$", re.IGNORECASE)
-_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
-
-def parse_size(text: str | int) -> int:
-    """Parse a size such as ``"2GB"``, ``"500MiB"`` or ``1000000`` into bytes.
-
-    Example:
-        >>> parse_size("2GB")
-        2000000000
-    """
-    if isinstance(text, int):
-        return text
-    m = _SIZE.match(str(text))
-    if not m:
-        raise RecipeError(f"Invalid size {text!r}.", hint="Write it like 2GB, 500MB or 1GiB.")
-    unit = (m.group(2) or "B").lower()
-    return int(float(m.group(1)) * _UNITS[unit])
 
 
 class ModelRef(BaseModel):

@@ -16,8 +16,10 @@ def _int(name: str, default: int) -> int:
         return default
     try:
         return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"Environment variable {name}={raw!r} must be an integer.") from exc
+    except ValueError:
+        from cocktail_core.errors import SettingsError
+
+        raise SettingsError(f"Environment variable {name}={raw!r} must be an integer.") from None
 
 
 def _bool(name: str, default: bool) -> bool:

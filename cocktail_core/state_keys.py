@@ -9,6 +9,8 @@ model has ``layers.0...``, or the other way round.
 
 from __future__ import annotations
 
+from typing import Any, Iterable
+
 
 def match_key(name: str, keys: set[str] | frozenset[str], prefix: str) -> str | None:
     """The model's state-dict key for checkpoint tensor ``name``, or None when it has no place.
@@ -29,4 +31,23 @@ def match_key(name: str, keys: set[str] | frozenset[str], prefix: str) -> str | 
     return None
 
 
-__all__ = ["match_key"]
+def model_key_map(names: Iterable[str], model: Any) -> tuple[dict[str, str], list[str]]:
+    """Where each checkpoint tensor of ``names`` goes in ``model``'s ``state_dict()`` (see :func:`match_key`).
+
+    Returns:
+        ``({checkpoint name: state-dict key}, [names that have no place in the model])``.
+    """
+    keys = set(model.state_dict().keys())
+    prefix = getattr(model, "base_model_prefix", "") or ""
+    mapped: dict[str, str] = {}
+    unmapped: list[str] = []
+    for name in names:
+        target = match_key(name, keys, prefix)
+        if target is None:
+            unmapped.append(name)
+        else:
+            mapped[name] = target
+    return mapped, unmapped
+
+
+__all__ = ["match_key", "model_key_map"]

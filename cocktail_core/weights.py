@@ -87,6 +87,7 @@ def compute_weights(
     trust_remote_code: bool = False,
     device: str | None = None,
     optimize_options: OptimizeOptions | None = None,
+    sources: Sequence[Any] | None = None,
 ) -> WeightsResult:
     """Compute LM-Cocktail mixing weights for ``models`` from a few ``examples`` (and optionally optimize them).
 
@@ -116,6 +117,8 @@ def compute_weights(
         trust_remote_code: allow models' own code (off unless asked).
         device: compute device (default the accelerate device).
         optimize_options: knobs of the optimizer (:class:`OptimizeOptions`).
+        sources: the models' already inspected sources (:func:`cocktail_core.io.sources.inspect`), in
+            order, so their configs and headers are not read again.
 
     Returns:
         A :class:`WeightsResult`: every model's loss, the weights, and the merged losses when optimizing.
@@ -149,7 +152,9 @@ def compute_weights(
     parsed = load_examples(examples) if not is_parsed(examples) else list(examples)  # type: ignore[arg-type]
     from cocktail_core.io.sources import inspect, materialize
 
-    sources = [inspect(r, token=token) for r in refs]
+    if sources is None or len(sources) != len(refs) or any(s is None for s in sources):
+        sources = [inspect(r, token=token) for r in refs]
+    sources = list(sources)
     kind = resolve_kind(kind or (recipe.kind if recipe is not None else None), sources)
     parsed = load_examples(parsed, kind=kind)  # the format must fit the kind: checked before any loading
 
@@ -221,18 +226,10 @@ def _build_tasks(sources: list[Any], examples: list[Example], kind: str, **optio
 def _score_one(folder: Path, task: Any, kind: str, *, device: str | None, trust_remote_code: bool,
                drift: OptimizeOptions | None) -> tuple[list[float], list[TextExample] | None]:
     """One model's per-example losses and, with ``drift`` (the base model), its greedy answers."""
-    import torch
+    from cocktail_core.scoring import task_losses
 
-    from cocktail_core.scoring import _check_finite, load_model
-
-    loaded = load_model(folder, kind, device=device, trust_remote_code=trust_remote_code, tokenizer=task.tokenizer)
-    try:
-        with torch.no_grad():
-            per = task.example_losses(loaded.model).detach().float().cpu()
-            answers = greedy_answers(loaded, task, drift) if drift is not None else None
-    finally:
-        loaded.close()
-    _check_finite(per, folder.name, task)
+    then = (lambda loaded: greedy_answers(loaded, task, drift)) if drift is not None else None
+    per, answers = task_losses(folder, task, kind, device=device, trust_remote_code=trust_remote_code, then=then)
     return [float(x) for x in per], answers
 
 

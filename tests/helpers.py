@@ -1,9 +1,10 @@
-"""Small helpers shared by core tests: independent merges and folder surgery."""
+"""Small helpers shared by core tests: independent merges, folder surgery, token leaks, a dead endpoint."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import socket
 from pathlib import Path
 
 import torch
@@ -39,4 +40,28 @@ def set_config(folder: Path, **values) -> None:
     (folder / "config.json").write_text(json.dumps(cfg))
 
 
-__all__ = ["independent_linear", "copy_model", "rewrite_weights", "set_config", "load_file"]
+def folder_files(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder``: relative POSIX path -> bytes."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def assert_no_token(token: str, *texts: str, folders: tuple[Path, ...] = ()) -> None:
+    """The token string appears in none of ``texts`` nor in any file under ``folders``."""
+    for text in texts:
+        assert token not in text
+    for folder in folders:
+        for name, data in folder_files(folder).items():
+            assert token.encode() not in data, name
+
+
+def dead_endpoint() -> str:
+    """The URL of a local port nothing listens on (bound, then released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}"
+
+
+__all__ = ["independent_linear", "copy_model", "rewrite_weights", "set_config", "load_file", "folder_files",
+           "assert_no_token", "dead_endpoint"]

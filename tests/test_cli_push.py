@@ -14,20 +14,9 @@ from cocktail_core.cli import main
 from cocktail_core.engine import RECIPE_FILE, merge
 from cocktail_core.recipe import Recipe
 
+from tests.helpers import assert_no_token, folder_files
+
 BAD_TOKEN = "hf_ThisIsNotAValidToken1234567890"
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def assert_no_token(token: str, *texts: str, folders: tuple[Path, ...] = ()) -> None:
-    """The token string appears in none of ``texts`` nor in any file under ``folders``."""
-    for text in texts:
-        assert token not in text
-    for folder in folders:
-        for name, data in _files(folder).items():
-            assert token.encode() not in data, name
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -64,7 +53,7 @@ def _hub_card(local_hub, repo: str, revision: str = "main"):
 
 
 def test_push_happy_path_one_commit(local_hub, hf_token, merged_dir, capsys):
-    before = _files(merged_dir)
+    before = folder_files(merged_dir)
     code, out, err = _run(capsys, "push", str(merged_dir), "--repo", "alice/cocktail")
     assert code == 0, err
     url = f"{local_hub.url}/alice/cocktail"
@@ -86,7 +75,7 @@ def test_push_happy_path_one_commit(local_hub, hf_token, merged_dir, capsys):
     data = card.data.to_dict()
     assert "merge" in data["tags"] and data["library_name"] == "transformers" and "base_model" not in data
     card.validate()
-    assert _files(merged_dir) == before
+    assert folder_files(merged_dir) == before
     assert f"# {LOCAL_TITLE}" in before["README.md"].decode()
     assert _no_staging_left(merged_dir)
     assert local_hub.state()["alice/cocktail"]["private"] is False
@@ -155,7 +144,7 @@ def test_push_refuses_non_empty_repo_unless_overwrite_or_pr(local_hub, hf_token,
     # --overwrite: one commit; the repo then holds exactly the folder (the old model.safetensors is gone).
     code, out, err = _run(capsys, "push", str(merged_dir), "--repo", "alice/taken", "--overwrite")
     assert code == 0, err
-    assert local_hub.list_files("alice/taken") == sorted([".gitattributes", *_files(merged_dir)])
+    assert local_hub.list_files("alice/taken") == sorted([".gitattributes", *folder_files(merged_dir)])
     assert local_hub.commit_count("alice/taken") == len(state["alice/taken"]["commits"]) + 2  # PR + overwrite
     assert_no_token(hf_token, out, err)
 
@@ -186,7 +175,7 @@ def test_merge_push_to_hub_from_hub_inputs(local_hub, hf_token, capsys, tmp_path
     assert "Merged 2 models" in out and out.strip().splitlines()[-1] == f"Pushed to {url}"
     assert local_hub.state()["alice/cocktail"]["private"] is True
     assert local_hub.commit_count("alice/cocktail") == 2
-    local = _files(out_dir)
+    local = folder_files(out_dir)
     assert local_hub.list_files("alice/cocktail") == sorted([".gitattributes", *local])
     assert local_hub.read_file("alice/cocktail", "model.safetensors") == local["model.safetensors"]
     # The pushed card: Hub ids as base models, the commits used in the body, the repo in title and snippet.

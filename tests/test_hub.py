@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import struct
 from pathlib import Path
 
@@ -21,6 +20,8 @@ from cocktail_core.errors import (
     HubUnauthorizedError,
     HubUnreachableError,
 )
+
+from tests.helpers import dead_endpoint
 
 JUNK = {
     "pytorch_model.bin": b"pickle" * 100,
@@ -53,14 +54,6 @@ def _merge_files(folder: Path) -> list[str]:
 
 def _cached_weights(local_hub) -> list[Path]:
     return [p for p in local_hub.cached_files() if p.name.endswith(".safetensors")]
-
-
-def _dead_endpoint() -> str:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture
@@ -215,7 +208,7 @@ def test_download_by_branch_then_offline(local_hub, seeded):
 
 def test_unreachable_hub(local_hub, seeded):
     folder = hub.download_model("alice/single")
-    local_hub.point_to(_dead_endpoint())
+    local_hub.point_to(dead_endpoint())
     # Cached: served from the cache.
     assert hub.download_model("alice/single") == folder
     assert hub.fetch_metadata("alice/single").from_cache

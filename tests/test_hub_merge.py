@@ -2,7 +2,6 @@
 private / gated / missing inputs, offline and unreachable Hub, and the model card for Hub inputs."""
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -21,28 +20,9 @@ from cocktail_core.errors import (
 from cocktail_core.io.sources import inspect, materialize
 from cocktail_core.recipe import Recipe, WeightsProvenance
 
+from tests.helpers import assert_no_token, dead_endpoint, folder_files
+
 WEIGHTS = [0.5, 0.3, 0.2]
-
-
-def _dead_endpoint() -> str:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return f"http://127.0.0.1:{port}"
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def assert_no_token(token: str, *texts: str, folders: tuple[Path, ...] = ()) -> None:
-    """The token string appears in none of ``texts`` nor in any file under ``folders``."""
-    for text in texts:
-        assert token not in text
-    for folder in folders:
-        for name, data in _files(folder).items():
-            assert token.encode() not in data, name
 
 
 @pytest.fixture
@@ -68,7 +48,7 @@ def test_hub_merge_equals_local_merge_bit_for_bit(local_hub, hub_models, tmp_pat
     updates = []
     from_hub = merge(_hub_recipe(hub_models), tmp_path / "hub", progress=updates.append, token=local_hub.token)
     local = merge(Recipe.from_lists([str(p) for p in hub_models["folders"]], WEIGHTS), tmp_path / "local")
-    hub_files, local_files = _files(from_hub.path), _files(local.path)
+    hub_files, local_files = folder_files(from_hub.path), folder_files(local.path)
     assert set(hub_files) == set(local_files)
     for name in set(hub_files) - {"README.md", RECIPE_FILE}:
         assert hub_files[name] == local_files[name], name  # weights, config, tokenizer: identical bytes
@@ -192,7 +172,7 @@ def test_missing_revision_or_repo(local_hub, hub_models, tmp_path, ref, error, t
 
 
 def test_unreachable_hub_suggests_offline_mode(local_hub, hub_models, tmp_path):
-    local_hub.point_to(_dead_endpoint())
+    local_hub.point_to(dead_endpoint())
     with pytest.raises(HubUnreachableError) as ei:
         inspect("alice/base", token=local_hub.token)
     assert "Could not reach the Hub" in str(ei.value) and "HF_HUB_OFFLINE=1" in str(ei.value)
@@ -215,16 +195,16 @@ def test_offline_merge_is_served_from_the_cache(local_hub, hub_models, tiny_llam
             merge(Recipe.from_lists(["alice/never-downloaded", "alice/base"], [1, 1]), tmp_path / "nope")
         assert "offline mode (HF_HUB_OFFLINE=1)" in str(ei.value) and "not in the local cache" in str(ei.value)
     assert len(local_hub.requests) == n_requests  # not a single request reached the server
-    reference = _files(first.path)
+    reference = folder_files(first.path)
     for result in (again, pinned):
-        got = _files(result.path)
+        got = folder_files(result.path)
         assert {k: v for k, v in got.items() if k.endswith(".safetensors")} == \
             {k: v for k, v in reference.items() if k.endswith(".safetensors")}
     assert again.recipe == first.recipe  # branch names resolved offline to the same commits
     # A Hub that cannot be reached falls back to the cache as well.
-    local_hub.point_to(_dead_endpoint())
+    local_hub.point_to(dead_endpoint())
     unreachable = merge(_hub_recipe(hub_models), tmp_path / "unreachable", token=local_hub.token)
-    assert _files(unreachable.path)["model.safetensors"] == reference["model.safetensors"]
+    assert folder_files(unreachable.path)["model.safetensors"] == reference["model.safetensors"]
 
 
 def test_card_records_example_losses_for_hub_inputs(local_hub, hub_models, tmp_path):
@@ -261,7 +241,7 @@ def test_retargeted_card_equals_card_rendered_for_the_repo(local_hub, hub_models
 
 def test_shared_space_never_serves_the_cache_when_the_hub_is_unreachable(local_hub, hub_models, tmp_path, monkeypatch):
     merge(_hub_recipe(hub_models), tmp_path / "online", token=local_hub.token)
-    local_hub.point_to(_dead_endpoint())
+    local_hub.point_to(dead_endpoint())
     monkeypatch.setenv("SPACE_ID", "org/cocktail")  # a Space: the cache is shared by visitors
     with pytest.raises(PreflightError, match="Could not reach the Hub"):
         merge(_hub_recipe(hub_models), tmp_path / "space")

@@ -44,13 +44,7 @@ RETRIEVAL = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models run fastest on one thread; two threads fight over a busy 2-core machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _decoder_task(folder, examples=TEXT, **kw):

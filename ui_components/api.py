@@ -21,11 +21,8 @@ import gradio as gr
 
 from cocktail_core.errors import CocktailError
 from ui_components import handlers
+from ui_components.events import fail as _fail
 from ui_components.session import Session, SessionStore
-
-
-def _fail(exc: BaseException, token: str | None = None) -> gr.Error:
-    return gr.Error(handlers.safe_error(exc, token), print_exception=False)
 
 
 class Api:

@@ -69,7 +69,6 @@ class Session:
     key: str
     folder: Path
     downloads_root: Path | None = None
-    created: float = field(default_factory=time.time)
     touched: float = field(default_factory=time.time)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     last_merge: MergeRecord | None = None

@@ -17,7 +17,7 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cocktail_core.cli import merge_cmd, preflight_cmd
+    from cocktail_core.cli import merge_cmd, preflight_cmd, push_cmd, weights_cmd
 
     parser = argparse.ArgumentParser(
         prog="python -m cocktail_core",
@@ -26,24 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{merge,preflight,weights,push}")
-    for module in (merge_cmd, preflight_cmd, *_optional_commands()):
+    for module in (merge_cmd, preflight_cmd, push_cmd, weights_cmd):
         module.register(sub)
     return parser
-
-
-def _optional_commands() -> list:
-    # Subcommands whose modules arrive with later features; absent ones are simply not offered.
-    import importlib
-
-    found = []
-    # push first: its merge hook checks the token before the (slow) weights hook scores examples.
-    for name in ("push_cmd", "weights_cmd"):
-        try:
-            found.append(importlib.import_module(f"cocktail_core.cli.{name}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"cocktail_core.cli.{name}":
-                raise
-    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,19 +34,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def extend_merge_parser(p: argparse.ArgumentParser) -> None:
-    """Options contributed by optional features (examples, push), when installed."""
+    """Options contributed by the features that hook into ``merge`` (push, examples)."""
     for module in _feature_modules():
         module.add_merge_options(p)
 
 
 def _feature_modules() -> list:
-    from cocktail_core.cli import _optional_commands
+    """The modules that hook into ``merge`` (``add_merge_options``, ``prepare_recipe``, ``after_merge``).
 
-    return [m for m in _optional_commands() if hasattr(m, "add_merge_options")]
+    Push first: its hook checks the token before the (slow) weights hook scores examples.
+    """
+    from cocktail_core.cli import push_cmd, weights_cmd
 
-
-def _hook(module, name: str):
-    return getattr(module, name, None)
+    return [push_cmd, weights_cmd]
 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
@@ -88,8 +88,7 @@ def run(args: argparse.Namespace) -> int:
     token = read_token(args)
     recipe = recipe_from_args(args)
     for module in _feature_modules():
-        if _hook(module, "prepare_recipe"):
-            recipe = module.prepare_recipe(args, recipe, token=token)
+        recipe = module.prepare_recipe(args, recipe, token=token)
     bar = None if args.quiet else TqdmProgress()
     try:
         result = merge(recipe, args.out, progress=bar, overwrite=args.overwrite, token=token)
@@ -100,7 +99,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"Merged {len(recipe.models)} models ({recipe.method}: {shares}) into {result.path} "
           f"in {result.seconds:.1f} s; read {human_bytes(result.bytes_read)}, wrote {human_bytes(result.bytes_written)}.")
     for module in _feature_modules():
-        if _hook(module, "after_merge"):
-            module.after_merge(args, result, token=token)
+        module.after_merge(args, result, token=token)
     sys.stdout.flush()
     return 0

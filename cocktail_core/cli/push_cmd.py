@@ -30,6 +30,7 @@ from typing import Any, Iterator
 from cocktail_core.cli.common import add_token_file, read_token
 from cocktail_core.errors import HubError, HubPushError, HubUnauthorizedError, RecipeError
 from cocktail_core.recipe import Recipe
+from cocktail_core.units import human_bytes
 
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}"
 _REPO_RE = re.compile(rf"^(?:{_NAME}/)?{_NAME}$")
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     def progress(done: int, total: int, message: str) -> None:
         if not quiet and done == 0 and message:
-            print(f"{message} ({_human_bytes(total)})...", file=sys.stderr, flush=True)
+            print(f"{message} ({human_bytes(total)})...", file=sys.stderr, flush=True)
 
     url = push_folder(folder, args.repo, token=token, private=args.private, overwrite=args.overwrite,
                       create_pr=args.create_pr, commit_message=args.message, progress=progress)
@@ -207,15 +208,6 @@ def _staged(folder: Path, replace: dict[str, str]) -> Iterator[Path]:
         yield staged
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-
-
-def _human_bytes(n: float) -> str:
-    # (cocktail_core.compat.human_bytes, without importing torch for a push)
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1000
-    return f"{n:.2f} TB"
 
 
 def _renamed(exc: HubError, staged: Path, folder: Path) -> HubError:

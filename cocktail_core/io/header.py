@@ -82,8 +82,3 @@ def read_header(path: Path) -> dict[str, TensorMeta]:
         begin, _end = info["data_offsets"]
         out[name] = TensorMeta(name, info["dtype"], tuple(info["shape"]), path.name, start + begin)
     return out
-
-
-def header_from_hub(name: str, dtype: str, shape: tuple[int, ...], file: str) -> TensorMeta:
-    """A TensorMeta from Hub metadata (no byte offset: the file is not local yet)."""
-    return TensorMeta(name, dtype, tuple(shape), file, None)

@@ -182,19 +182,9 @@ def _card_license(readme: Path) -> str | None:
     """The ``license`` of a model card's YAML front matter, if any."""
     if not readme.is_file():
         return None
-    text = readme.read_text(encoding="utf-8", errors="replace")
-    if not text.startswith("---"):
-        return None
-    end = text.find("\n---", 3)
-    if end < 0:
-        return None
-    import yaml
+    from cocktail_core.card import split_front_matter
 
-    try:
-        data = yaml.safe_load(text[3:end]) or {}
-    except yaml.YAMLError:
-        return None
-    lic = data.get("license") if isinstance(data, dict) else None
+    lic = split_front_matter(readme.read_text(encoding="utf-8", errors="replace"))[0].get("license")
     return str(lic) if lic else None
 
 

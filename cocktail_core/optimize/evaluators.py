@@ -21,7 +21,7 @@ from typing import Any
 from cocktail_core import settings
 from cocktail_core.optimize.problem import Eval, Problem
 from cocktail_core.recipe import Recipe
-from cocktail_core.state_keys import match_key
+from cocktail_core.state_keys import model_key_map
 
 
 def make_evaluator(recipe: Recipe, sources: list[Any], task: Any, drift_task: Any, device: str | None,
@@ -80,23 +80,16 @@ class InMemoryEvaluator:
         model = self.loaded.model
         for p in model.parameters():
             p.requires_grad_(False)
-        keys = set(model.state_dict().keys())
-        prefix = getattr(model, "base_model_prefix", "") or ""
         ref_meta = sources[ri].tensors
-        self.names: dict[str, str] = {}  # checkpoint tensor name -> model parameter name
+        # checkpoint tensor name -> model parameter name (tensors without a place in the model are not merged)
+        self.names, _ = model_key_map([name for name, meta in ref_meta.items() if meta.is_float], model)
         self.out_dtype: dict[str, Any] = {}
         self.stacks: dict[str, Any] = {}
         readers = [TensorReader(s.folder, s.tensors) for s in sources]
         device = self.loaded.device
         try:
-            for name, meta in ref_meta.items():
-                if not meta.is_float:
-                    continue
-                target = match_key(name, keys, prefix)
-                if target is None:
-                    continue
-                self.names[name] = target
-                self.out_dtype[name] = DTYPES[output_dtype_code(recipe, meta.dtype)]
+            for name in self.names:
+                self.out_dtype[name] = DTYPES[output_dtype_code(recipe, ref_meta[name].dtype)]
                 self.stacks[name] = torch.stack([r.read(name).to(device, torch.float32) for r in readers])
         finally:
             for r in readers:
@@ -183,17 +176,9 @@ class StreamedEvaluator:
 
 def _local_recipe(recipe: Recipe, sources: list[Any]) -> Recipe:
     """The recipe with Hub models replaced by their downloaded folders (nothing re-downloaded per merge)."""
-    data = recipe.to_dict()
-    mapping = {}
-    for entry, src in zip(data["models"], sources):
-        if not src.is_local:
-            mapping[entry["model"]] = str(src.folder)
-            entry["model"] = str(src.folder)
-    for key in ("base", "tokenizer_source"):
-        if data.get(key) in mapping:
-            data[key] = mapping[data[key]]
-    data.pop("weights_from", None)
-    return Recipe.validated(data)
+    from cocktail_core.engine import replace_models
+
+    return replace_models(recipe, [None if s.is_local else str(s.folder) for s in sources], keep_provenance=False)
 
 
 def _needs_base(recipe: Recipe) -> bool:

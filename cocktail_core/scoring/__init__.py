@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -102,15 +102,32 @@ def score_model(folder: str | Path, examples: Sequence[Example], *, kind: str, c
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         task = make_task(kind, examples, tokenizer=tokenizer, config=config, folder=folder, name=folder.name,
                          chat_template=chat_template, max_length=max_length, seed=seed, **options)
+    per, _ = task_losses(folder, task, kind, device=device, trust_remote_code=trust_remote_code)
+    return ModelScore(loss=float(per.mean()), per_example=[float(x) for x in per],
+                      seconds=time.perf_counter() - started)
+
+
+def task_losses(folder: str | Path, task: Task, kind: str, *, device: str | torch.device | None = None,
+                trust_remote_code: bool = False, then: Callable[[LoadedModel], Any] | None = None
+                ) -> tuple[torch.Tensor, Any]:
+    """Load the model in ``folder``, compute ``task``'s per-example losses (float32, CPU) and free it.
+
+    ``then(loaded)``, when given, runs on the loaded model before it is freed (under ``no_grad``, as the
+    losses); its result is returned with the losses (else ``None``).
+
+    Raises:
+        ScoringError: the model cannot load, or gives a non-finite loss.
+    """
+    folder = Path(folder)
     loaded = load_model(folder, kind, device=device, trust_remote_code=trust_remote_code, tokenizer=task.tokenizer)
     try:
         with torch.no_grad():
             per = task.example_losses(loaded.model).detach().float().cpu()
+            extra = then(loaded) if then is not None else None
     finally:
         loaded.close()
     _check_finite(per, folder.name, task)
-    return ModelScore(loss=float(per.mean()), per_example=[float(x) for x in per],
-                      seconds=time.perf_counter() - started)
+    return per, extra
 
 
 def _check_finite(per: torch.Tensor, name: str, task: Task) -> None:
@@ -124,5 +141,6 @@ def _check_finite(per: torch.Tensor, name: str, task: Task) -> None:
                                 "check the model loads and generates normally.")
 
 
-__all__ = ["TASKS", "ModelScore", "make_task", "score_model", "load_model", "load_tokenizer", "LoadedModel",
-           "DecoderTask", "EmbeddingTask", "RerankerTask", "Seq2SeqTask", "read_pooling", "context_length"]
+__all__ = ["TASKS", "ModelScore", "make_task", "score_model", "task_losses", "load_model", "load_tokenizer",
+           "LoadedModel", "DecoderTask", "EmbeddingTask", "RerankerTask", "Seq2SeqTask", "read_pooling",
+           "context_length"]

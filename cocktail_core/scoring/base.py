@@ -9,9 +9,10 @@ for any model of that architecture: ``task.example_losses(model)`` for the model
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 
 from cocktail_core.errors import ExamplesError
 
@@ -68,6 +69,17 @@ def first_id(value: Any) -> int | None:
     return int(value) if value is not None else None
 
 
+def eos_token_id(tokenizer: Any, config: Any) -> int | None:
+    """The tokenizer's EOS id, else the config's (``None`` when neither has one)."""
+    eos = getattr(tokenizer, "eos_token_id", None)
+    return eos if eos is not None else first_id(config_value(config, "eos_token_id"))
+
+
+def fallback_pad_id(tokenizer: Any, eos_id: int | None) -> int:
+    """An id to pad with: the tokenizer's pad token, else ``eos_id``, else 0 (the mask hides it anyway)."""
+    return next(i for i in (getattr(tokenizer, "pad_token_id", None), eos_id, 0) if i is not None)
+
+
 def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, *, extra: Sequence[Sequence[int]] | None = None
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Right-pad token id lists to the longest: (ids, attention_mask, padded ``extra`` or None).
@@ -102,6 +114,30 @@ def batches_by_length(lengths: Sequence[int], *, budget: int = BATCH_TOKENS, max
     if current:
         out.append(current)
     return out
+
+
+def in_example_order(lengths: Sequence[int], step: Callable[[list[int]], torch.Tensor],
+                     device: torch.device | None = None) -> torch.Tensor:
+    """Run ``step`` on batches of similar length (:func:`batches_by_length`), rows back in input order.
+
+    ``step(batch)`` returns one row per index of ``batch``; the result has one row per entry of
+    ``lengths``, in order (one differentiable gather).
+    """
+    batches = batches_by_length(lengths)
+    if not batches:
+        return torch.zeros(0, dtype=torch.float32, device=device)
+    rows = torch.cat([step(batch) for batch in batches])
+    order = torch.tensor([i for batch in batches for i in batch], dtype=torch.long)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(len(order))
+    return rows[inverse.to(rows.device)]
+
+
+def masked_token_mean(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each row's mean cross-entropy over the target positions where ``mask`` is set (float32, ``[B]``)."""
+    ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                         reduction="none").view(targets.shape)
+    return (ce * mask).sum(1) / mask.sum(1)
 
 
 def call_model(model: Any, params: Mapping[str, torch.Tensor] | None, **inputs: Any) -> Any:
@@ -154,6 +190,13 @@ class Task:
         """True when the user asked for truncation (``max_length``); else over-long examples are errors."""
         return self.max_length is not None
 
+    def require(self, example_type: type, mismatch: str, field: str, hint: str) -> None:
+        """Raise ``ExamplesError("<example>: <mismatch>")``, naming ``field``, for the first example that is
+        not an ``example_type``."""
+        for ex in self.examples:
+            if not isinstance(ex, example_type):
+                raise ExamplesError(f"{ex.where}: {mismatch}", line=ex.line, field=field, hint=hint)
+
     def too_long(self, example: Any, n_tokens: int, what: str, field: str | None) -> ExamplesError:
         return ExamplesError(
             f"{example.where} is {n_tokens} tokens long ({what}), more than the {self.context}-token context "
@@ -169,4 +212,5 @@ class Task:
         return self.example_losses(model, params).mean()
 
 
-__all__ = ["Task", "context_length", "config_value", "first_id", "pad_batch", "batches_by_length", "call_model"]
+__all__ = ["Task", "context_length", "config_value", "first_id", "eos_token_id", "fallback_pad_id", "pad_batch",
+           "batches_by_length", "in_example_order", "masked_token_mean", "call_model"]

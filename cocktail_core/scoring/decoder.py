@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 
-from cocktail_core.errors import ExamplesError, ScoringError
+from cocktail_core.errors import ScoringError
 from cocktail_core.examples import TextExample
-from cocktail_core.scoring.base import Task, batches_by_length, call_model, config_value, first_id, model_device, pad_batch
+from cocktail_core.scoring.base import (Task, call_model, eos_token_id, fallback_pad_id, in_example_order,
+                                        masked_token_mean, model_device, pad_batch)
 
 
 @dataclass(frozen=True)
@@ -61,15 +61,12 @@ class DecoderTask(Task):
                  max_length: int | None = None, seed: int = 0, **_: Any) -> None:
         super().__init__(examples, tokenizer=tokenizer, config=config, folder=folder, name=name,
                          max_length=max_length, seed=seed)
-        for ex in self.examples:
-            if not isinstance(ex, TextExample):
-                raise ExamplesError(f"{ex.where}: query/pos/neg examples do not fit a decoder model.",
-                                    line=ex.line, field="query",
-                                    hint='Decoder models take {"input": "<prompt>", "output": "<answer>"}.')
+        self.require(TextExample, "query/pos/neg examples do not fit a decoder model.", "query",
+                     'Decoder models take {"input": "<prompt>", "output": "<answer>"}.')
         self.use_template = bool(chat_template and getattr(tokenizer, "chat_template", None))
-        self.eos_id = _eos_id(tokenizer, config)
+        self.eos_id = eos_token_id(tokenizer, config)
         self.bos_id = getattr(tokenizer, "bos_token_id", None)
-        self.pad_id = next((i for i in (getattr(tokenizer, "pad_token_id", None), self.eos_id, 0) if i is not None))
+        self.pad_id = fallback_pad_id(tokenizer, self.eos_id)
         self._prefix_space = _adds_prefix_space(tokenizer)
         self.encoded = [self._encode(ex) for ex in self.examples]
 
@@ -133,9 +130,8 @@ class DecoderTask(Task):
     def example_losses(self, model: Any, params: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         device = model_device(model)
         keep_ok = _accepts(model, "logits_to_keep")
-        out = torch.zeros(len(self.encoded), dtype=torch.float32, device=device)
-        parts: list[tuple[list[int], torch.Tensor]] = []
-        for batch in batches_by_length([len(e.ids) for e in self.encoded]):
+
+        def batch_losses(batch: list[int]) -> torch.Tensor:
             rows = [self.encoded[i] for i in batch]
             ids, mask, _ = pad_batch([r.ids for r in rows], self.pad_id)
             ids, mask = ids.to(device), mask.to(device)
@@ -152,20 +148,9 @@ class DecoderTask(Task):
             n_prompt = torch.tensor([r.n_prompt for r in rows], device=device)
             lengths = mask.sum(1)
             scored = (positions[None, :] >= n_prompt[:, None]) & (positions[None, :] < lengths[:, None])
-            ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                 reduction="none").view(targets.shape)
-            per = (ce * scored).sum(1) / scored.sum(1)
-            parts.append((batch, per))
-        for batch, per in parts:
-            out = out.index_put((torch.tensor(batch, device=device),), per)
-        return out
+            return masked_token_mean(logits, targets, scored)
 
-
-def _eos_id(tokenizer: Any, config: Any) -> int | None:
-    eos = getattr(tokenizer, "eos_token_id", None)
-    if eos is None:
-        eos = first_id(config_value(config, "eos_token_id"))
-    return eos
+        return in_example_order([len(e.ids) for e in self.encoded], batch_losses, device)
 
 
 def _adds_prefix_space(tokenizer: Any) -> bool:

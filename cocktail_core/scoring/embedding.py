@@ -16,36 +16,38 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from cocktail_core.errors import ExamplesError
 from cocktail_core.examples import RetrievalExample
-from cocktail_core.scoring.base import Task, batches_by_length, call_model, model_device, pad_batch
+from cocktail_core.scoring.base import Task, call_model, fallback_pad_id, in_example_order, model_device, pad_batch
 
 POOLING_MODES = ("cls", "mean", "max", "lasttoken", "mean_sqrt_len")
 DEFAULT_TEMPERATURE = 0.05
 DEFAULT_NEG_NUMBER = 7
 
 
-def read_pooling(folder: str | Path | None) -> str:
-    """The pooling a sentence-transformers folder declares (``modules.json`` -> Pooling config); ``cls`` when none.
+def read_pooling(folder: str | Path | None, default: str = "cls") -> str:
+    """The pooling a sentence-transformers folder declares (``modules.json`` -> Pooling config), one of
+    :data:`POOLING_MODES`; ``default`` when none (CLS, as LM-Cocktail pools embedding models).
 
     Example:
         >>> read_pooling("./bge-small")
         'cls'
     """
     if folder is None:
-        return "cls"
+        return default
     folder = Path(folder)
     modules_file = folder / "modules.json"
     try:
         modules = json.loads(modules_file.read_text(encoding="utf-8")) if modules_file.is_file() else []
     except ValueError:
         modules = []
-    paths = [m.get("path", "") for m in modules if isinstance(m, dict) and str(m.get("type", "")).endswith("Pooling")]
+    paths = [m["path"] for m in modules
+             if isinstance(m, dict) and str(m.get("type", "")).endswith("Pooling") and m.get("path")]
     candidates = [folder / p / "config.json" for p in paths] + [folder / "1_Pooling" / "config.json"]
     for cfg_file in candidates:
         if cfg_file.is_file():
@@ -60,7 +62,7 @@ def read_pooling(folder: str | Path | None) -> str:
                               ("mean_sqrt_len", "pooling_mode_mean_sqrt_len_tokens")):
                 if cfg.get(key):
                     return mode
-    return "cls"
+    return default
 
 
 def _st_max_seq_length(folder: Path | None) -> int | None:
@@ -111,25 +113,63 @@ def sample_negatives(examples: Sequence[RetrievalExample], seed: int, neg_number
     return out
 
 
+def listwise_losses(score_lists: Iterable[Iterable[torch.Tensor]]) -> torch.Tensor:
+    """Each example's loss: the mean, over its score vectors (positive first, then the negatives), of
+    the cross-entropy with the positive as target."""
+    losses = []
+    for lists in score_lists:
+        terms = [F.cross_entropy(s[None], torch.zeros(1, dtype=torch.long, device=s.device)) for s in lists]
+        losses.append(torch.stack(terms).mean())
+    return torch.stack(losses)
+
+
 class RetrievalTask(Task):
-    """Shared by embedding models and rerankers: checks the examples and samples the negatives."""
+    """Shared by embedding models and rerankers: checks the examples, samples the negatives, encodes
+    texts (or query-passage pairs) with their token types, and runs the model on padded batches of them."""
 
     def __init__(self, examples: Sequence[RetrievalExample], *, tokenizer: Any, config: Any,
                  folder: str | Path | None = None, name: str = "the model", max_length: int | None = None,
                  seed: int = 0, neg_number: int = DEFAULT_NEG_NUMBER, **_: Any) -> None:
         super().__init__(examples, tokenizer=tokenizer, config=config, folder=folder, name=name,
                          max_length=max_length, seed=seed)
-        for ex in self.examples:
-            if not isinstance(ex, RetrievalExample):
-                raise ExamplesError(f"{ex.where}: input/output examples do not fit a {self.kind} model.",
-                                    line=ex.line, field="input",
-                                    hint='Embedding models and rerankers take {"query": "...", "pos": ["..."], '
-                                         '"neg": ["..."]}.')
+        self.require(RetrievalExample, f"input/output examples do not fit a {self.kind} model.", "input",
+                     'Embedding models and rerankers take {"query": "...", "pos": ["..."], "neg": ["..."]}.')
         if neg_number < 1:
             raise ExamplesError(f"neg_number must be at least 1, got {neg_number}.")
         self.negatives = sample_negatives(self.examples, seed, neg_number)
-        self.pad_id = next(i for i in (getattr(tokenizer, "pad_token_id", None),
-                                       getattr(tokenizer, "eos_token_id", None), 0) if i is not None)
+        self.pad_id = fallback_pad_id(tokenizer, getattr(tokenizer, "eos_token_id", None))
+
+    def encode(self, texts: tuple[str, ...], ex: RetrievalExample, field: str, what: str,
+               truncation: bool | str) -> tuple[list[int], list[int] | None]:
+        """Token ids (and token types, when the tokenizer gives them) of one text or one (query, passage)
+        pair; longer than the limit is an error naming ``what``, unless truncating (``truncation``)."""
+        enc = self.tokenizer(*texts)
+        limit = self.limit
+        if limit is not None and len(enc["input_ids"]) > limit:
+            if not self.truncates:
+                raise self.too_long(ex, len(enc["input_ids"]), what, field)
+            enc = self.tokenizer(*texts, truncation=truncation, max_length=limit)
+        types = list(enc["token_type_ids"]) if "token_type_ids" in enc else None
+        return list(enc["input_ids"]), types
+
+    def run_batches(self, model: Any, params: Mapping[str, torch.Tensor] | None,
+                    encoded: list[tuple[list[int], list[int] | None]],
+                    output: Callable[[Any, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """``output(model_output, attention_mask)`` for every encoded row, in order, computed on right-padded
+        batches of similar length."""
+        device = model_device(model)
+
+        def step(batch: list[int]) -> torch.Tensor:
+            rows = [encoded[i] for i in batch]
+            has_types = all(t is not None for _, t in rows)
+            ids, mask, types = pad_batch([r[0] for r in rows], self.pad_id,
+                                         extra=[r[1] for r in rows] if has_types else None)  # type: ignore[misc]
+            kwargs: dict[str, Any] = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+            if types is not None:
+                kwargs["token_type_ids"] = types.to(device)
+            return output(call_model(model, params, **kwargs), kwargs["attention_mask"])
+
+        return in_example_order([len(e[0]) for e in encoded], step, device)
 
 
 class EmbeddingTask(RetrievalTask):
@@ -181,49 +221,21 @@ class EmbeddingTask(RetrievalTask):
             neg = [add(n, ex, "neg") for n in negs]
             self.groups.append((q, pos, neg))
         self.texts = texts
-        self.encoded = [self._encode(t, *where[t]) for t in texts]
-
-    def _encode(self, text: str, ex: RetrievalExample, field: str) -> tuple[list[int], list[int] | None]:
-        enc = self.tokenizer(text)
-        ids = list(enc["input_ids"])
-        limit = self.limit
-        if limit is not None and len(ids) > limit:
-            if not self.truncates:
-                raise self.too_long(ex, len(ids), f"its {field} text", field)
-            enc = self.tokenizer(text, truncation=True, max_length=limit)
-            ids = list(enc["input_ids"])
-        types = list(enc["token_type_ids"]) if "token_type_ids" in enc else None
-        return ids, types
+        self.encoded = []
+        for text in texts:
+            ex, field = where[text]
+            self.encoded.append(self.encode((text,), ex, field, f"its {field} text", truncation=True))
 
     def embeddings(self, model: Any, params: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         """L2-normalized embeddings of every distinct text, ``[n_texts, H]`` float32."""
-        device = model_device(model)
-        rows: list[torch.Tensor | None] = [None] * len(self.encoded)
-        for batch in batches_by_length([len(e[0]) for e in self.encoded]):
-            enc = [self.encoded[i] for i in batch]
-            has_types = all(t is not None for _, t in enc)
-            ids, mask, types = pad_batch([e[0] for e in enc], self.pad_id,
-                                         extra=[e[1] for e in enc] if has_types else None)  # type: ignore[misc]
-            kwargs: dict[str, Any] = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
-            if types is not None:
-                kwargs["token_type_ids"] = types.to(device)
-            hidden = call_model(model, params, **kwargs).last_hidden_state
-            pooled = F.normalize(pool(hidden.float(), kwargs["attention_mask"], self.pooling), dim=-1)
-            for j, i in enumerate(batch):
-                rows[i] = pooled[j]
-        return torch.stack(rows)  # type: ignore[arg-type]
+        return self.run_batches(model, params, self.encoded, lambda out, mask: F.normalize(
+            pool(out.last_hidden_state.float(), mask, self.pooling), dim=-1))
 
     def example_losses(self, model: Any, params: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         emb = self.embeddings(model, params)
-        losses = []
-        for q, pos, neg in self.groups:
-            terms = []
-            for p in pos:
-                cand = emb[[p] + neg]
-                scores = (cand @ emb[q]) / self.temperature
-                terms.append(F.cross_entropy(scores[None], torch.zeros(1, dtype=torch.long, device=emb.device)))
-            losses.append(torch.stack(terms).mean())
-        return torch.stack(losses)
+        return listwise_losses([(emb[[p] + neg] @ emb[q]) / self.temperature for p in pos]
+                               for q, pos, neg in self.groups)
 
 
-__all__ = ["EmbeddingTask", "RetrievalTask", "read_pooling", "pool", "sample_negatives", "POOLING_MODES"]
+__all__ = ["EmbeddingTask", "RetrievalTask", "read_pooling", "pool", "sample_negatives", "listwise_losses",
+           "POOLING_MODES"]

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from cocktail_core.errors import ScoringError
 from cocktail_core.examples import RetrievalExample
-from cocktail_core.scoring.base import batches_by_length, call_model, config_value, model_device, pad_batch
-from cocktail_core.scoring.embedding import DEFAULT_NEG_NUMBER, RetrievalTask
+from cocktail_core.scoring.base import config_value
+from cocktail_core.scoring.embedding import DEFAULT_NEG_NUMBER, RetrievalTask, listwise_losses
 
 
 class RerankerTask(RetrievalTask):
@@ -57,44 +56,20 @@ class RerankerTask(RetrievalTask):
             self.groups.append((pos, neg))
 
     def _add(self, ex: RetrievalExample, passage: str, field: str) -> int:
-        enc = self.tokenizer(ex.query, passage)
-        limit = self.limit
-        if limit is not None and len(enc["input_ids"]) > limit:
-            if not self.truncates:
-                raise self.too_long(ex, len(enc["input_ids"]), f"query + {field} passage", field)
-            enc = self.tokenizer(ex.query, passage, truncation="only_second", max_length=limit)
-        types = list(enc["token_type_ids"]) if "token_type_ids" in enc else None
-        self.pairs.append((list(enc["input_ids"]), types))
+        self.pairs.append(self.encode((ex.query, passage), ex, field, f"query + {field} passage",
+                                      truncation="only_second"))
         return len(self.pairs) - 1
 
     def scores(self, model: Any, params: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         """The relevance score of every (query, passage) pair, float32 ``[n_pairs]``."""
-        device = model_device(model)
-        parts: list[tuple[list[int], torch.Tensor]] = []
-        for batch in batches_by_length([len(p[0]) for p in self.pairs]):
-            enc = [self.pairs[i] for i in batch]
-            has_types = all(t is not None for _, t in enc)
-            ids, mask, types = pad_batch([e[0] for e in enc], self.pad_id,
-                                         extra=[e[1] for e in enc] if has_types else None)  # type: ignore[misc]
-            kwargs: dict[str, Any] = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
-            if types is not None:
-                kwargs["token_type_ids"] = types.to(device)
-            logits = call_model(model, params, **kwargs).logits.float()
-            s = logits[:, 0] if self.num_labels == 1 else logits[:, 1] - logits[:, 0]
-            parts.append((batch, s))
-        out = torch.zeros(len(self.pairs), dtype=torch.float32, device=device)
-        for batch, s in parts:
-            out = out.index_put((torch.tensor(batch, device=device),), s)
-        return out
+        return self.run_batches(model, params, self.pairs, lambda out, _mask: self._relevance(out.logits.float()))
+
+    def _relevance(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits[:, 0] if self.num_labels == 1 else logits[:, 1] - logits[:, 0]
 
     def example_losses(self, model: Any, params: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         s = self.scores(model, params)
-        losses = []
-        for pos, neg in self.groups:
-            terms = [F.cross_entropy(s[[p] + neg][None], torch.zeros(1, dtype=torch.long, device=s.device))
-                     for p in pos]
-            losses.append(torch.stack(terms).mean())
-        return torch.stack(losses)
+        return listwise_losses([s[[p] + neg] for p in pos] for pos, neg in self.groups)
 
 
 __all__ = ["RerankerTask"]

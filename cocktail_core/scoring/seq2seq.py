@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 
-from cocktail_core.errors import ExamplesError, ScoringError
+from cocktail_core.errors import ScoringError
 from cocktail_core.examples import TextExample
-from cocktail_core.scoring.base import Task, batches_by_length, call_model, config_value, first_id, model_device, pad_batch
+from cocktail_core.scoring.base import (Task, call_model, config_value, eos_token_id, fallback_pad_id, first_id,
+                                        in_example_order, masked_token_mean, model_device, pad_batch)
 
 
 class Seq2SeqTask(Task):
@@ -38,21 +38,16 @@ class Seq2SeqTask(Task):
                  seed: int = 0, **_: Any) -> None:
         super().__init__(examples, tokenizer=tokenizer, config=config, folder=folder, name=name,
                          max_length=max_length, seed=seed)
-        for ex in self.examples:
-            if not isinstance(ex, TextExample):
-                raise ExamplesError(f"{ex.where}: query/pos/neg examples do not fit an encoder-decoder model.",
-                                    line=ex.line, field="query",
-                                    hint='Encoder-decoder models take {"input": "<prompt>", "output": "<answer>"}.')
-        self.eos_id = getattr(tokenizer, "eos_token_id", None)
-        if self.eos_id is None:
-            self.eos_id = first_id(config_value(config, "eos_token_id"))
+        self.require(TextExample, "query/pos/neg examples do not fit an encoder-decoder model.", "query",
+                     'Encoder-decoder models take {"input": "<prompt>", "output": "<answer>"}.')
+        self.eos_id = eos_token_id(tokenizer, config)
         start = first_id(config_value(config, "decoder_start_token_id"))
         if start is None:
             start = first_id(config_value(config, "pad_token_id"))
         if start is None:
             raise ScoringError(f"{name} declares no decoder_start_token_id; it cannot be teacher-forced.")
         self.start_id = start
-        self.pad_id = next(i for i in (getattr(tokenizer, "pad_token_id", None), self.eos_id, 0) if i is not None)
+        self.pad_id = fallback_pad_id(tokenizer, self.eos_id)
         self.encoded = [self._encode(ex) for ex in self.examples]
 
     def _encode(self, ex: TextExample) -> tuple[list[int], list[int]]:
@@ -70,24 +65,20 @@ class Seq2SeqTask(Task):
 
     def example_losses(self, model: Any, params: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         device = model_device(model)
-        out = torch.zeros(len(self.encoded), dtype=torch.float32, device=device)
-        for batch in batches_by_length([len(s) + len(t) for s, t in self.encoded]):
+
+        def batch_losses(batch: list[int]) -> torch.Tensor:
             rows = [self.encoded[i] for i in batch]
             src, src_mask, _ = pad_batch([r[0] for r in rows], self.pad_id)
             tgt, tgt_mask, _ = pad_batch([r[1] for r in rows], self.pad_id)
+            # teacher forcing: the decoder reads [start] + the answer shifted right
+            dec_mask = torch.cat([torch.ones(len(rows), 1, dtype=torch.long), tgt_mask[:, :-1]], dim=1)
             dec_in = torch.cat([torch.full((len(rows), 1), self.start_id, dtype=torch.long), tgt[:, :-1]], dim=1)
-            dec_in = dec_in.masked_fill(torch.cat([torch.ones(len(rows), 1, dtype=torch.long),
-                                                   tgt_mask[:, :-1]], dim=1) == 0, self.pad_id)
+            dec_in = dec_in.masked_fill(dec_mask == 0, self.pad_id)
             logits = call_model(model, params, input_ids=src.to(device), attention_mask=src_mask.to(device),
-                                decoder_input_ids=dec_in.to(device),
-                                decoder_attention_mask=torch.cat([torch.ones(len(rows), 1, dtype=torch.long),
-                                                                  tgt_mask[:, :-1]], dim=1).to(device)).logits
-            ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tgt.to(device).reshape(-1),
-                                 reduction="none").view(tgt.shape)
-            m = tgt_mask.to(device)
-            per = (ce * m).sum(1) / m.sum(1)
-            out = out.index_put((torch.tensor(batch, device=device),), per)
-        return out
+                                decoder_input_ids=dec_in.to(device), decoder_attention_mask=dec_mask.to(device)).logits
+            return masked_token_mean(logits, tgt.to(device), tgt_mask.to(device))
+
+        return in_example_order([len(s) + len(t) for s, t in self.encoded], batch_losses, device)
 
 
 __all__ = ["Seq2SeqTask"]

@@ -47,6 +47,14 @@ class PreflightView:
     summary: str = ""
     report: Any = None
 
+    def sources_for(self, recipe: Any) -> list[Any] | None:
+        """The models' sources this preflight read, in ``recipe``'s order (``None`` when it checked other
+        models): handed on so that configs and headers are not read a second time."""
+        report = self.report
+        if report is None or [str(r) for r in report.recipe.refs] != [str(r) for r in recipe.refs]:
+            return None
+        return list(report.sources)
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly result for the API."""
         report = self.report

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from cocktail_core.card import split_front_matter
 from cocktail_core.errors import CocktailError
 
 from ui_components.handlers.progress import Progress, noop
@@ -22,14 +22,7 @@ LICENSES = ("", "apache-2.0", "mit", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4.0"
 def set_card_license(folder: Path, license: str) -> None:
     """Set ``license`` in the model card's front matter (``README.md``) of a merged folder."""
     readme = folder / "README.md"
-    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
-    meta: dict[str, Any] = {}
-    body = text
-    if text.startswith("---"):
-        end = text.find("\n---", 3)
-        if end >= 0:
-            meta = yaml.safe_load(text[3:end]) or {}
-            body = text[end + 4:].lstrip("\n")
+    meta, body = split_front_matter(readme.read_text(encoding="utf-8") if readme.is_file() else "")
     meta["license"] = license
     readme.write_text("---\n" + yaml.safe_dump(meta, sort_keys=False).strip() + "\n---\n\n" + body, encoding="utf-8")
 

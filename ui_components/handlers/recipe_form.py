@@ -107,9 +107,9 @@ def read_recipe_file(path: str | Path | None) -> str:
     if not path:
         raise RecipeError("No recipe file was uploaded.", hint="Choose a .yaml, .yml or .json recipe.")
     p = Path(path)
-    if p.stat().st_size > 1_000_000:
-        raise RecipeError(f"The recipe file {p.name} is larger than 1 MB; a recipe is a few lines of YAML.")
     try:
+        if p.stat().st_size > 1_000_000:
+            raise RecipeError(f"The recipe file {p.name} is larger than 1 MB; a recipe is a few lines of YAML.")
         return p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError(f"The recipe file {p.name} is not a text file ({exc}).") from None

@@ -126,9 +126,10 @@ def same_ref(a: str | None, b: str | None) -> bool:
     if not a or not b:
         return False
     try:
-        return str(ModelRef.parse(a)) == str(ModelRef.parse(b)) or ModelRef.parse(a).path == ModelRef.parse(b).path
+        ra, rb = ModelRef.parse(a), ModelRef.parse(b)
     except CocktailError:
         return a.strip() == b.strip()
+    return str(ra) == str(rb) or ra.path == rb.path
 
 
 def shares(rows: list[dict[str, Any]], method: str | None, base: str | None) -> list[float | None]:

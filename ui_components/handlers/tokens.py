@@ -34,12 +34,9 @@ def token_for(oauth_token: Any, typed: str | None = None) -> str | None:
 
 def scrub(text: str, token: str | None) -> str:
     """``text`` with ``token`` (and anything token-shaped) removed."""
-    try:
-        from cocktail_core.hub import scrub_token
+    from cocktail_core.hub import scrub_token
 
-        return scrub_token(text, token)
-    except ImportError:  # pragma: no cover - hub module always present in the app
-        return text.replace(token, "***") if token else text
+    return scrub_token(text, token)
 
 
 def safe_error(exc: BaseException, token: str | None = None) -> str:

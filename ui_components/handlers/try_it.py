@@ -12,7 +12,7 @@ from cocktail_core.recipe import ModelRef, Recipe
 from ui_components.handlers.preflight import require_mergeable
 from ui_components.handlers.recipe_form import rows_from_recipe
 from ui_components.handlers.rows import same_ref
-from ui_components.handlers.sources import check_local, inspect_ref
+from ui_components.handlers.sources import check_local
 from ui_components.handlers.tokens import scrub
 from ui_components.session import Session, SessionError, SessionStore
 
@@ -66,11 +66,10 @@ def live_remerge(
         else:
             with session.lock:
                 session.live = None
-            require_mergeable(rows_from_recipe(recipe), session=session, store=store, method=recipe.method,
-                              params=recipe.params, base=str(recipe.base) if recipe.base else None,
-                              dtype=recipe.dtype, token=token)
-            sources = [inspect_ref(str(r), session, store, token) for r in recipe.refs]
-            live = LiveMerge.create(recipe, token=token, sources=sources)
+            view = require_mergeable(rows_from_recipe(recipe), session=session, store=store, method=recipe.method,
+                                     params=recipe.params, base=str(recipe.base) if recipe.base else None,
+                                     dtype=recipe.dtype, token=token)
+            live = LiveMerge.create(recipe, token=token, sources=view.sources_for(recipe))
             with session.lock:
                 session.live = live
                 session.live_error = None

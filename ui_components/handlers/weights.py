@@ -87,7 +87,7 @@ def compute_weights_form(
     parsed = parse_examples(examples, kind=kind) if isinstance(examples, str) else load_examples(examples, kind=kind)
     progress(0.0, f"scoring {len(recipe.models)} models on {len(parsed)} examples")
     result = compute_weights(recipe, parsed, kind=kind, temperature=float(temperature), optimize=bool(optimize),
-                             token=token, progress=core_progress(progress))
+                             token=token, progress=core_progress(progress), sources=view.sources_for(recipe))
     new_recipe = recipe.with_weights(list(result.weights), weights_from=result.provenance())
     new_rows = decorate(set_weights(rows, new_recipe.weights), method, base)
     extras = dict(extras or {})
