@@ -146,6 +146,18 @@ def retarget_card(text: str, repo_id: str) -> str:
     return text.replace(f'.from_pretrained("{LOCAL_PLACEHOLDER}"', f'.from_pretrained("{repo_id}"')
 
 
+def with_license(text: str, license: str) -> str:
+    """``text`` (a model card, possibly empty) with ``license`` set in its front matter.
+
+    Example:
+        >>> with_license("---\nlicense: apache-2.0\n---\n\n# T\n", "mit").splitlines()[1]
+        'license: mit'
+    """
+    meta, body = split_front_matter(text)
+    meta["license"] = license
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False).strip() + "\n---\n\n" + body
+
+
 def _snippet(kind: str | None, repo: str) -> list[str]:
     if kind == "encoder":
         return ["from transformers import AutoModel, AutoTokenizer", "",

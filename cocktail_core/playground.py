@@ -30,7 +30,8 @@ import torch
 from cocktail_core.errors import CocktailError
 from cocktail_core.recipe import ModelRef
 from cocktail_core.scoring.embedding import pool
-from cocktail_core.scoring.embedding import read_pooling as _read_pooling
+# One pooling reader for scoring and trying, so "try it" embeds exactly as the weights were scored.
+from cocktail_core.scoring.embedding import read_pooling
 from cocktail_core.scoring.loading import AUTO_CLASSES
 
 #: model kinds that produce text
@@ -53,7 +54,7 @@ class LoadedModel:
     tokenizer: Any
     kind: str
     folder: Path
-    pooling: str = "mean"
+    pooling: str = "cls"
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -111,15 +112,6 @@ def model_folder(model: str | Path | ModelRef, *, token: str | None = None) -> P
     source = materialize(inspect(ModelRef.parse(model), token=token), token=token)
     assert source.folder is not None
     return source.folder
-
-
-def read_pooling(folder: Path) -> str:
-    """The pooling of a sentence-transformers folder (``modules.json`` + pooling config); mean when absent.
-
-    The reader is scoring's (:func:`cocktail_core.scoring.embedding.read_pooling`), with mean pooling,
-    not CLS, for folders that declare none.
-    """
-    return _read_pooling(folder, default="mean")
 
 
 def load_model(

@@ -71,10 +71,10 @@ def test_similarity_follows_the_sentence_transformers_pooling(tmp_path):
     assert similarity(m, "the same text", "the same text") == pytest.approx(1.0, abs=1e-5)
     a, b = "the cat sleeps all day", "rain is expected tomorrow"
     assert similarity(m, a, b) != pytest.approx(similarity(c, a, b), abs=1e-6)
-    # without sentence-transformers files, mean pooling
+    # without sentence-transformers files, CLS pooling, as in scoring (LM-Cocktail pools with CLS)
     (mean / "modules.json").unlink()
     (mean / "1_Pooling" / "config.json").unlink()
-    assert read_pooling(mean) == "mean"
+    assert read_pooling(mean) == "cls"
 
 
 def test_read_pooling_uses_the_module_path_from_modules_json(tmp_path):

@@ -389,6 +389,7 @@ def test_push_to_the_hub(session, store, local_hub, tiny_llama_base, tiny_llama_
     assert {"model.safetensors", "config.json", "README.md", "cocktail_recipe.yaml"} <= set(files)
     card = local_hub.read_file("alice/my-cocktail", "README.md").decode()
     assert "license: mit" in card
+    assert "# my-cocktail" in card and 'from_pretrained("alice/my-cocktail"' in card  # the card names the repo
     assert "license: mit" not in (record.path / "README.md").read_text()  # the session's copy is untouched
     assert seen
     # a second push to the same, now non-empty, repo needs "replace"
@@ -405,16 +406,13 @@ def test_push_errors_never_show_the_token(session, store, local_hub, tiny_llama_
     assert bad not in h.safe_error(info.value, bad)
 
 
-def test_set_card_license(tmp_path):
-    (tmp_path / "README.md").write_text("---\nlicense: apache-2.0\ntags:\n- merge\n---\n\n# Title\n")
-    h.set_card_license(tmp_path, "mit")
-    text = (tmp_path / "README.md").read_text()
+def test_card_license_is_set_in_the_front_matter():
+    from cocktail_core.card import with_license
+
+    text = with_license("---\nlicense: apache-2.0\ntags:\n- merge\n---\n\n# Title\n", "mit")
     meta = yaml.safe_load(text.split("---")[1])
     assert meta == {"license": "mit", "tags": ["merge"]} and text.rstrip().endswith("# Title")
-    bare = tmp_path / "bare"
-    bare.mkdir()
-    h.set_card_license(bare, "mit")
-    assert "license: mit" in (bare / "README.md").read_text()
+    assert "license: mit" in with_license("", "mit")
 
 
 def test_examples_headers_follow_the_kind():

@@ -25,7 +25,7 @@ from ui_components.handlers.examples import (EXAMPLE_ROWS, RETRIEVAL_HEADERS, TE
 from ui_components.handlers.merge import merge_form, merge_summary, recipe_download
 from ui_components.handlers.preflight import PreflightView, preflight_form, require_mergeable
 from ui_components.handlers.progress import Progress
-from ui_components.handlers.push import LICENSES, default_repo_name, push_form, set_card_license
+from ui_components.handlers.push import LICENSES, default_repo_name, push_form
 from ui_components.handlers.recipe_form import (FormValues, build_recipe, collect_params, form_from_recipe,
                                                 read_recipe_file)
 from ui_components.handlers.rows import (NO_BASE, add_row, base_choices, chart_frame, decorate, filled, initial_rows,
@@ -49,7 +49,7 @@ __all__ = [
     "kind_format", "example_headers", "empty_table", "examples_from_form", "WeightsView", "compute_weights_form",
     # merge, try it, push
     "merge_form", "merge_summary", "recipe_download", "TryView", "live_status", "live_remerge", "try_form",
-    "set_card_license", "default_repo_name", "push_form",
+    "default_repo_name", "push_form",
     # tokens
     "on_space", "resolve_token", "token_for", "scrub", "safe_error",
 ]

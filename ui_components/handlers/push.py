@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
-import yaml
-
-from cocktail_core.card import split_front_matter
 from cocktail_core.errors import CocktailError
 
 from ui_components.handlers.progress import Progress, noop
@@ -17,14 +11,6 @@ from ui_components.session import Session
 #: licenses offered in the push panel ("" keeps what the card says)
 LICENSES = ("", "apache-2.0", "mit", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4.0", "openrail", "llama3",
             "llama3.1", "gemma", "other")
-
-
-def set_card_license(folder: Path, license: str) -> None:
-    """Set ``license`` in the model card's front matter (``README.md``) of a merged folder."""
-    readme = folder / "README.md"
-    meta, body = split_front_matter(readme.read_text(encoding="utf-8") if readme.is_file() else "")
-    meta["license"] = license
-    readme.write_text("---\n" + yaml.safe_dump(meta, sort_keys=False).strip() + "\n---\n\n" + body, encoding="utf-8")
 
 
 def default_repo_name(name: str, token: str | None) -> str:
@@ -60,7 +46,7 @@ def push_form(
         HubError: the push failed (nothing was committed).
     """
     from cocktail_core.errors import HubUnauthorizedError
-    from cocktail_core.hub import push
+    from cocktail_core.publish import push_folder
 
     progress = progress or noop
     if not token:
@@ -68,23 +54,11 @@ def push_form(
         raise HubUnauthorizedError("You are signed out: pushing to the Hub needs your token.",
                                    hint=f"{where}, then push again.")
     record = session.require_merge()
-    license = (license or "").strip()
-    folder = record.path
-    if license:
-        # push a copy so the session's merge keeps its own card
-        staged = session.folder / "push-staging" / record.name
-        shutil.rmtree(staged.parent, ignore_errors=True)
-        shutil.copytree(record.path, staged)
-        set_card_license(staged, license)
-        folder = staged
-    repo_name = (repo_name or "").strip() or record.name
 
     def on_bytes(done: float, total: float, message: str = "") -> None:
         progress(min(1.0, done / total) if total else 0.0, message or "uploading")
 
-    try:
-        url = push(folder, repo_name, token=token, private=bool(private), overwrite=bool(overwrite), progress=on_bytes)
-    finally:
-        if folder != record.path:
-            shutil.rmtree(folder.parent, ignore_errors=True)
-    return url
+    # The card is made the repo's card (title, loading snippet, license) in the uploaded copy only:
+    # the session's merge keeps its own.
+    return push_folder(record.path, (repo_name or "").strip() or record.name, token=token, private=bool(private),
+                       overwrite=bool(overwrite), progress=on_bytes, license=(license or "").strip() or None)
