@@ -68,14 +68,16 @@ def render_card(recipe: Recipe, sources: list[ModelSource], kind: str | None, *,
               f"Cocktail using **{method.pretty_name}** ([reference]({method.reference_url})): "
               f"{method.description}", ""]
     lines += ["## Ingredients", "", "| model | revision | weight | share |", "|---|---|---|---|"]
+    # a linear merge without normalization is sum(w_i * theta_i): the weights are the coefficients, not shares
+    shares = method.uses_weights and not (method.name == "linear" and recipe.params.get("normalize") is False)
     for entry, src in zip(recipe.models, sources):
         if src.is_local:
             label, revision = f"`{entry.model.display_name}` (local)", "-"
         else:
             label = f"[{src.ref.path}](https://huggingface.co/{src.ref.path})"
             revision = f"`{src.sha or entry.model.revision or 'main'}`"
-        share = entry.weight / total if method.uses_weights else float("nan")
-        share_text = f"{share:.1%}" if method.uses_weights else "-"
+        share = entry.weight / total if shares else float("nan")
+        share_text = f"{share:.1%}" if shares else "-"
         lines.append(f"| {label} | {revision} | {entry.weight:g} | {share_text} |")
     lines.append("")
     if recipe.base is not None:
@@ -85,8 +87,11 @@ def render_card(recipe: Recipe, sources: list[ModelSource], kind: str | None, *,
         lines += ["## Weights from examples", "",
                   f"The weights were computed from **{prov.n_examples} example(s)** of the target task, "
                   f"LM-Cocktail style: softmax(-loss / {prov.temperature:g}) over each model's loss on the examples"
-                  + (", then optimized on the merged model's own loss" if prov.optimized else "") + ".", "",
-                  "| model | loss on the examples | weight |", "|---|---|---|"]
+                  + (", then optimized on the merged model's own loss" if prov.optimized else "") + ".", ""]
+        if prov.constraint == "free":
+            lines += ["The optimizer searched free weights: weights unconstrained (may be negative; not normalized); "
+                      "the merge is exactly sum(w_i * theta_i).", ""]
+        lines += ["| model | loss on the examples | weight |", "|---|---|---|"]
         for entry, loss in zip(recipe.models, prov.losses):
             lines.append(f"| `{entry.model.display_name}` | {loss:.4f} | {entry.weight:.4f} |")
         lines.append("")

@@ -145,7 +145,7 @@ def preflight(
         found = list(sources)
 
     method = methods.get(recipe.method)
-    problems += method.check_weights(recipe.weights)
+    problems += method.check_weights(recipe.weights, recipe.params)
     if method.needs_base and len(recipe.models) < method.min_models:
         problems.append(f"method '{method.name}' needs the base plus at least {method.min_models - 1} other models")
     if method.max_models is not None and len(recipe.models) > method.max_models:

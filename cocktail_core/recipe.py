@@ -113,6 +113,8 @@ class WeightsProvenance(BaseModel):
     top_k: int | None = None
     alpha: float | None = None
     alpha_model: str | None = None
+    #: ``"free"`` when the optimizer searched unconstrained weights (may be negative; not normalized)
+    constraint: str | None = None
 
 
 class Recipe(BaseModel):

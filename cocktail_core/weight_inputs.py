@@ -1,7 +1,7 @@
 """Checking and resolving :func:`~cocktail_core.weights.compute_weights`' inputs.
 
-The models (a list or a recipe), the base and alpha models among them, the model kind and the recipe
-the optimizer merges with — all before any model is downloaded or loaded.
+The models (a list or a recipe), the base and alpha models among them, the model kind, the weight
+constraint and the recipe the optimizer merges with — all before any model is downloaded or loaded.
 """
 
 from __future__ import annotations
@@ -101,14 +101,42 @@ def resolve_kind(kind: str | None, sources: list[Any]) -> str:
     return next(iter(kinds))
 
 
-def optimizer_recipe(recipe: Recipe | None, names: list[str], kind: str, base_index: int | None) -> Recipe:
-    """The recipe the optimizer merges with: ``recipe`` with its kind filled, else a linear one of ``names``."""
+def check_constraint(constraint: str, optimize: bool, recipe: Recipe | None) -> None:
+    """Check the optimizer's ``constraint`` (``"simplex"`` or ``"free"``) before anything is loaded.
+
+    Raises:
+        RecipeError: an unknown constraint, or ``"free"`` without ``optimize`` or with a method other than
+            linear (free weights are merged as exactly ``sum(w_i * theta_i)``).
+    """
+    from cocktail_core.optimize.options import CONSTRAINTS
+
+    if constraint not in CONSTRAINTS:
+        raise RecipeError(f"Unknown weight constraint {constraint!r}.",
+                          hint=f"Expected one of: {', '.join(CONSTRAINTS)}.")
+    if constraint == "free" and not optimize:
+        raise RecipeError("Free weights (constraint 'free') need the optimizer (optimize=True / --optimize).",
+                          hint="The softmax weights alone are always non-negative and sum to 1.")
+    if constraint == "free" and recipe is not None and recipe.method != "linear":
+        raise RecipeError(f"Free weights are merged as sum(w_i * theta_i), which is method linear; the recipe uses "
+                          f"'{recipe.method}'.", hint="Use method linear, or keep the weights on the simplex.")
+
+
+def optimizer_recipe(recipe: Recipe | None, names: list[str], kind: str, base_index: int | None,
+                     constraint: str = "simplex") -> Recipe:
+    """The recipe the optimizer merges with: ``recipe`` with its kind filled, else a linear one of ``names``.
+
+    With free weights it is linear with ``normalize: false`` (the merge is exactly ``sum(w_i * theta_i)``).
+    """
     if recipe is None:
         extra: dict[str, Any] = {"kind": kind}
         if base_index is not None:
             extra["base"] = names[base_index]
-        return Recipe.from_lists(names, None, **extra)
-    return recipe if recipe.kind else Recipe.validated({**recipe.to_dict(), "kind": kind})
+        recipe = Recipe.from_lists(names, None, **extra)
+    elif not recipe.kind:
+        recipe = Recipe.validated({**recipe.to_dict(), "kind": kind})
+    if constraint == "free":
+        recipe = Recipe.validated({**recipe.to_dict(), "params": {**recipe.params, "normalize": False}})
+    return recipe
 
 
-__all__ = ["is_parsed", "resolve_models", "index_of", "resolve_kind", "optimizer_recipe"]
+__all__ = ["is_parsed", "resolve_models", "index_of", "resolve_kind", "check_constraint", "optimizer_recipe"]

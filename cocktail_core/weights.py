@@ -23,21 +23,29 @@ own loss on the examples, starting from the softmax weights:
 (2 GB by default); peak use is about that plus three float32 model copies (the skeleton, the merged
 parameters and their gradient). On a GPU that lacks room for it the optimization runs on the CPU.
 
+With ``constraint="free"`` (the user allows it; CLI ``--free-weights``) the weights are unconstrained
+real numbers instead — negative, or summing to more or less than 1 — searched directly (Adam on the
+weights, or coordinate steps), starting from the softmax weights, with the pull measured as the squared
+L2 distance to them. The merge is then exactly ``sum(w_i * theta_i)``: method linear with
+``normalize: false``, which the returned recipe records. Extrapolating past a fine-tune (e.g. ``[-0.5,
+1.5]`` on base and fine-tune) can lower the loss where no weighted average does.
+
 Only the models with a softmax weight above 0 are tuned (``top_k`` stays honoured) and an ``alpha``
 share stays fixed: the optimizer splits the rest.
 
 Five examples are easy to overfit, and a merge that only minimizes their loss drifts to the fine-tune,
 which forgets (``real-model-findings``). Two guards:
 
-1. a pull toward the softmax weights: ``objective = loss + pull * KL(q || q_softmax)``;
+1. a pull toward the softmax weights: ``objective = loss + pull * KL(q || q_softmax)`` (squared L2 for
+   free weights);
 2. for decoders with a known base model, a drift guard: the base's own greedy answers to a few built-in
    general prompts, whose loss under the merge ("self-NLL") measures forgetting; self-NLL above the
    softmax merge's (plus a small relative tolerance) is penalized during the search, and a candidate
    over it is never kept. The optimizer therefore never returns a merge that forgets more than
    LM-Cocktail's own mix.
 
-Among the candidates the search visits, the one with the lowest ``loss + pull * KL`` that passes the
-guards is taken.
+Among the candidates the search visits, the one with the lowest ``loss + pull * KL`` (or L2) that
+passes the guards is taken.
 
 The optimized weights are kept only when the merge they give — computed exactly as the written merge
 (:func:`~cocktail_core.engine.merge_tensor`, cast to the output dtype) — has an example loss no worse
@@ -53,14 +61,15 @@ from typing import Any, Callable, Sequence
 from cocktail_core.drift import GENERAL_PROMPTS, drift_ok, greedy_answers, make_drift_task
 from cocktail_core.examples import Example, ExamplesLike, TextExample, load_examples
 from cocktail_core.optimize.evaluators import InMemoryEvaluator, make_evaluator
-from cocktail_core.optimize.options import OptimizeOptions
+from cocktail_core.optimize.options import Constraint, OptimizeOptions
 from cocktail_core.optimize.problem import Problem
 # Called through these module-level names, so a search can be swapped in (the tests replace one).
 from cocktail_core.optimize.search import gradient_search as _gradient_search
 from cocktail_core.optimize.search import pattern_search as _pattern_search
 from cocktail_core.recipe import ModelRef, Recipe
 from cocktail_core.softmax import DEFAULT_TEMPERATURE, check_softmax_args, softmax_weights
-from cocktail_core.weight_inputs import index_of, is_parsed, optimizer_recipe, resolve_kind, resolve_models
+from cocktail_core.weight_inputs import (check_constraint, index_of, is_parsed, optimizer_recipe, resolve_kind,
+                                         resolve_models)
 from cocktail_core.weights_result import WeightsResult
 
 ProgressFn = Callable[[Any], None]
@@ -76,6 +85,7 @@ def compute_weights(
     alpha: float | None = None,
     alpha_model: str | ModelRef | None = None,
     optimize: bool = False,
+    constraint: Constraint = "simplex",
     seed: int = 0,
     token: str | None = None,
     progress: ProgressFn | None = None,
@@ -103,6 +113,10 @@ def compute_weights(
         alpha: fixed share of ``alpha_model`` (the fine-tune); the others share ``1 - alpha``.
         alpha_model: the model that gets ``alpha`` (one of ``models``).
         optimize: then search the weights minimizing the merged model's loss on the examples (guarded).
+        constraint: what the optimizer may do with the weights. ``"simplex"`` (default): non-negative,
+            summing to 1. ``"free"`` (needs ``optimize``; method linear): any real weights, negative ones
+            and any sum, merged without normalization as exactly ``sum(w_i * theta_i)`` — the result's
+            recipe is linear with ``normalize: false``.
         seed: seed of the negative sampling (embedding models, rerankers).
         token: Hub token for private or gated models.
         progress: called with :class:`~cocktail_core.engine.ProgressUpdate` (stages ``score``, ``optimize``).
@@ -128,7 +142,8 @@ def compute_weights(
             the context — raised before any model is loaded.
         ScoringError: a model cannot be scored (an answer truncated away, a non-finite loss, models of
             different kinds).
-        RecipeError: bad options (temperature, top_k, alpha, fewer than two models).
+        RecipeError: bad options (temperature, top_k, alpha, fewer than two models, a ``"free"``
+            constraint without ``optimize`` or with a method other than linear).
         PreflightError: ``optimize`` and the models cannot be merged.
 
     Example:
@@ -146,6 +161,7 @@ def compute_weights(
     names = [str(r) for r in refs]
     alpha_index = index_of(alpha_model, refs, "alpha_model") if alpha_model is not None else None
     check_softmax_args(len(refs), temperature, top_k, alpha, alpha_index)
+    check_constraint(constraint, optimize, recipe)
     base_ref = base if base is not None else (recipe.base if recipe is not None else None)
     base_index = index_of(base_ref, refs, "base") if base_ref is not None else None
 
@@ -160,7 +176,7 @@ def compute_weights(
 
     merge_recipe: Recipe | None = None
     if optimize:
-        merge_recipe = optimizer_recipe(recipe, names, kind, base_index)
+        merge_recipe = optimizer_recipe(recipe, names, kind, base_index, constraint)
         from cocktail_core.compat import preflight
 
         preflight(merge_recipe, token=token, sources=sources).raise_for_problems()
@@ -192,7 +208,7 @@ def compute_weights(
         models=names, losses=losses, weights=list(soft), method="softmax", temperature=float(temperature),
         seed=seed, seconds=0.0, n_examples=len(parsed), kind=kind, softmax_weights=list(soft),
         per_example_losses=per_example, top_k=top_k, alpha=alpha,
-        alpha_model=names[alpha_index] if alpha_index is not None else None,
+        alpha_model=names[alpha_index] if alpha_index is not None else None, constraint=constraint,
     )
     if optimize:
         assert merge_recipe is not None
@@ -243,7 +259,7 @@ def _optimize(result: WeightsResult, recipe: Recipe, sources: list[Any], tasks: 
 
     soft = result.softmax_weights
     free = [i for i, w in enumerate(soft) if w > 0 and i != alpha_index]
-    problem = Problem(soft, free, alpha_index, result.alpha)
+    problem = Problem(soft, free, alpha_index, result.alpha, result.constraint)
     donor = recipe.refs.index(recipe.tokenizer_donor())
     task = tasks[donor]
     drift_task = make_drift_task(drift_examples, task, sources[donor], chat_template) if drift_examples else None
@@ -298,5 +314,5 @@ def _optimize(result: WeightsResult, recipe: Recipe, sources: list[Any], tasks: 
         evaluator.close()
 
 
-__all__ = ["compute_weights", "softmax_weights", "WeightsResult", "OptimizeOptions", "GENERAL_PROMPTS",
+__all__ = ["compute_weights", "softmax_weights", "WeightsResult", "OptimizeOptions", "Constraint", "GENERAL_PROMPTS",
            "DEFAULT_TEMPERATURE"]

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cocktail_core.errors import RecipeError
+from cocktail_core.optimize.options import Constraint
 from cocktail_core.recipe import ModelRef, Recipe, WeightsProvenance
 
 
@@ -16,7 +17,8 @@ class WeightsResult:
     Attributes:
         models: the model references (``org/name@rev`` or folders), in order.
         losses: each model's mean loss on the examples.
-        weights: the chosen weights (sum to 1): the optimized ones when kept, else the softmax ones.
+        weights: the chosen weights: the optimized ones when kept, else the softmax ones. They sum to 1
+            unless ``constraint`` is ``"free"`` (then they may also be negative).
         method: ``"softmax"`` or ``"softmax+optimized"``.
         temperature: the softmax temperature.
         seed: seed of the negative sampling (embedding models, rerankers).
@@ -33,6 +35,8 @@ class WeightsResult:
         drift_softmax / drift_optimized: self-NLL of the base's answers under the two merges.
         optimizer: ``"gradient"``, ``"search"`` or ``"streamed-search"`` when optimizing.
         optimizer_steps: steps or merge evaluations the optimizer used.
+        constraint: ``"simplex"`` or ``"free"`` (the optimizer searched unconstrained weights; the recipe
+            merges them with linear, ``normalize: false``).
         notes: what happened, in sentences (why an optimization was rejected, guards off, ...).
     """
 
@@ -57,6 +61,7 @@ class WeightsResult:
     drift_optimized: float | None = None
     optimizer: str | None = None
     optimizer_steps: int = 0
+    constraint: Constraint = "simplex"
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -70,11 +75,14 @@ class WeightsResult:
             n_examples=self.n_examples, temperature=self.temperature, losses=list(self.losses), seed=self.seed,
             optimized=self.optimized, merged_loss_softmax=self.merged_loss_softmax,
             merged_loss_optimized=self.merged_loss_optimized, top_k=self.top_k, alpha=self.alpha,
-            alpha_model=self.alpha_model,
+            alpha_model=self.alpha_model, constraint=self.constraint if self.constraint == "free" else None,
         )
 
     def to_recipe(self, recipe: Recipe | None = None, **recipe_kwargs: Any) -> Recipe:
         """A recipe with these weights and ``weights_from`` filled.
+
+        With free weights (``constraint="free"``) the recipe is linear with ``normalize: false``, so that
+        it merges exactly ``sum(w_i * theta_i)``.
 
         Args:
             recipe: the recipe to fill (its models must be ``models``, in order); ``None`` builds a
@@ -85,7 +93,8 @@ class WeightsResult:
             The new :class:`~cocktail_core.recipe.Recipe` (the input is not modified).
 
         Raises:
-            RecipeError: the recipe's models differ from ``models``, or a field is invalid.
+            RecipeError: the recipe's models differ from ``models``, a field is invalid, or free weights
+                for a method other than linear.
 
         Example:
             >>> result.to_recipe(dtype="bfloat16").weights_from.n_examples
@@ -102,6 +111,11 @@ class WeightsResult:
                                   hint="Compute the weights for the recipe's models, in its order.")
             if recipe_kwargs:
                 recipe = Recipe.validated({**recipe.to_dict(), **recipe_kwargs})
+        if self.constraint == "free":
+            if recipe.method != "linear":
+                raise RecipeError(f"Free weights are merged as sum(w_i * theta_i) (method linear), not with "
+                                  f"'{recipe.method}'.")
+            recipe = Recipe.validated({**recipe.to_dict(), "params": {**recipe.params, "normalize": False}})
         return recipe.with_weights(list(self.weights), weights_from=self.provenance())
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,7 +139,8 @@ class WeightsResult:
         lines.append(f"{self.n_examples} example(s), {self.kind}, T={self.temperature:g}"
                      + (f", top-k {self.top_k}" if self.top_k else "")
                      + (f", alpha {self.alpha:g} for {self.alpha_model}" if self.alpha is not None else "")
-                     + f", {self.seconds:.1f} s; weights: {self.method}.")
+                     + f", {self.seconds:.1f} s; weights: {self.method}"
+                     + (" (free: may be negative, not normalized)." if self.constraint == "free" else "."))
         if self.merged_loss_softmax is not None:
             lines.append(f"merged loss on the examples: softmax {self.merged_loss_softmax:.4f}"
                          + (f", optimized {self.merged_loss_optimized:.4f}" if self.merged_loss_optimized is not None

@@ -7,6 +7,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from tests.fixtures.models import *  # noqa: E402,F401,F403
 from tests.fixtures.hub import *  # noqa: E402,F401,F403
+from tests.fixtures.tuned import *  # noqa: E402,F401,F403
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -139,3 +139,55 @@ def test_parser_has_the_options():
     assert args.func is not None and args.temperature == 5.0 and args.seed == 0 and args.chat_template
     args = parser.parse_args(["merge", "--models", "a", "b", "--examples", "e.jsonl", "--out", "o", "--optimize"])
     assert args.examples == "e.jsonl" and args.optimize and args.temperature == 5.0
+
+
+def test_free_weights(models, examples_file, tmp_path, capsys):
+    saved = tmp_path / "free.yaml"
+    code = main(["weights", "--models", *models, "--examples", str(examples_file), "--optimize", "--free-weights",
+                 "--json", "--save-recipe", str(saved)])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["constraint"] == "free" and data["merged_loss_softmax"] is not None
+    if data["method"] == "softmax+optimized":
+        assert data["merged_loss_optimized"] <= data["merged_loss_softmax"]
+    recipe = yaml.safe_load(saved.read_text())
+    assert recipe["method"] == "linear" and recipe["params"] == {"normalize": False}
+    assert recipe["weights_from"]["constraint"] == "free"
+    assert [m["weight"] for m in recipe["models"]] == pytest.approx(data["weights"])
+
+    out = tmp_path / "merged"
+    code = main(["merge", "--models", *models, "--examples", str(examples_file), "--out", str(out), "--optimize",
+                 "--free-weights", "--quiet"])
+    assert code == 0
+    assert "free: may be negative, not normalized" in capsys.readouterr().out
+    recipe = yaml.safe_load((out / "cocktail_recipe.yaml").read_text())
+    assert recipe["params"] == {"normalize": False} and recipe["weights_from"]["constraint"] == "free"
+    assert "weights unconstrained (may be negative; not normalized)" in (out / "README.md").read_text()
+
+
+def test_free_weights_flag_errors(models, examples_file, tmp_path, capsys):
+    out = tmp_path / "x"
+    assert main(["weights", "--models", *models, "--examples", str(examples_file), "--free-weights"]) != 0
+    assert "--free-weights needs --optimize" in capsys.readouterr().err
+    assert main(["merge", "--models", *models, "--examples", str(examples_file), "--out", str(out),
+                 "--free-weights"]) != 0
+    assert "--free-weights needs --optimize" in capsys.readouterr().err
+    assert main(["merge", "--models", *models, "--out", str(out), "--free-weights"]) != 0
+    assert "--free-weights needs --optimize" in capsys.readouterr().err
+    assert main(["merge", "--models", *models, "--out", str(out), "--optimize", "--free-weights"]) != 0
+    assert "--optimize needs --examples" in capsys.readouterr().err
+    assert main(["merge", "--models", *models, "--examples", str(examples_file), "--out", str(out), "--optimize",
+                 "--free-weights", "--method", "ties", "--base", models[0], "--quiet"]) != 0
+    err = capsys.readouterr().err
+    assert "method linear" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_free_weights_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["weights", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--free-weights" in help_text and "may then be negative and need not sum to 1" in help_text
+    args = build_parser().parse_args(["merge", "--models", "a", "b", "--examples", "e", "--out", "o", "--optimize",
+                                      "--free-weights"])
+    assert args.free_weights and args.optimize

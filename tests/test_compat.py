@@ -8,7 +8,7 @@ import torch
 
 from cocktail_core import Recipe, merge, preflight
 from cocktail_core.errors import NoSafetensorsError, PreflightError, SourceNotFoundError
-from tests.fixtures.models import make_tiny_llama
+from tests.fixtures.models import load_state_dict, make_tiny_llama
 from tests.helpers import copy_model, rewrite_weights
 
 
@@ -55,6 +55,19 @@ def test_shape_vocab_and_tied_mismatch_all_reported_together(tmp_path, tiny_llam
 def test_negative_and_all_zero_weights(tiny_llama_base, tiny_llama_ft1):
     assert any("negative" in p for p in _problems(tiny_llama_base, tiny_llama_ft1, weights=[1.0, -0.5]))
     assert any("all weights are zero" in p for p in _problems(tiny_llama_base, tiny_llama_ft1, weights=[0.0, 0.0]))
+    normalized = {"params": {"normalize": True}}
+    assert any("negative" in p for p in _problems(tiny_llama_base, tiny_llama_ft1, weights=[1.5, -0.5], **normalized))
+
+
+def test_linear_without_normalization_allows_negative_weights(tmp_path, tiny_llama_base, tiny_llama_ft1):
+    plain = {"params": {"normalize": False}}
+    assert _problems(tiny_llama_base, tiny_llama_ft1, weights=[1.5, -0.5], **plain) == []
+    assert _problems(tiny_llama_base, tiny_llama_ft1, weights=[0.0, 0.0], **plain) == []
+    out = merge(_recipe(tiny_llama_base, tiny_llama_ft1, weights=[1.5, -0.5], **plain), tmp_path / "x")
+    assert out.weights == [1.5, -0.5]
+    a, b, merged = (load_state_dict(p) for p in (tiny_llama_base, tiny_llama_ft1, out.path))
+    for name, t in merged.items():  # exactly sum(w_i * theta_i), extrapolating past the base
+        assert torch.equal(t.float(), a[name].float() * 1.5 + b[name].float() * -0.5), name
 
 
 def test_integer_buffers_that_differ(tmp_path, tiny_llama_base):

@@ -6,24 +6,16 @@ import math
 import shutil
 
 import pytest
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cocktail_core import weights as weights_mod
 from cocktail_core.engine import ProgressUpdate, merge
 from cocktail_core.errors import ExamplesError, RecipeError, ScoringError
 from cocktail_core.examples import load_examples
 from cocktail_core.recipe import Recipe
-from cocktail_core.scoring import DecoderTask, score_model
+from cocktail_core.scoring import score_model
 from cocktail_core.weights import OptimizeOptions, WeightsResult, compute_weights, softmax_weights
+from tests.fixtures.tuned import EXAMPLES
 
-EXAMPLES = [
-    {"input": "What is the capital of France?", "output": "The answer is Paris."},
-    {"input": "What is the capital city of France?", "output": "Paris."},
-    {"input": "Name the capital of France.", "output": "It is Paris."},
-    {"input": "Which city is the capital of France?", "output": "Paris is."},
-    {"input": "France's capital?", "output": "Paris."},
-]
 RETRIEVAL = [
     {"query": "capital of France", "pos": ["What is the capital city of France? The answer is Paris."],
      "neg": [f"negative passage number {i} about cats and rain" for i in range(6)]},
@@ -33,25 +25,6 @@ RETRIEVAL = [
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def tuned_llama(tmp_path_factory, tiny_llama_base):
-    """A copy of the base fine-tuned a few Adam steps on the examples."""
-    out = tmp_path_factory.mktemp("tuned") / "llama-tuned"
-    tok = AutoTokenizer.from_pretrained(tiny_llama_base)
-    model = AutoModelForCausalLM.from_pretrained(tiny_llama_base)
-    task = DecoderTask(load_examples(EXAMPLES), tokenizer=tok, config=model.config)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    model.train()
-    for _ in range(8):
-        opt.zero_grad()
-        task.loss(model).backward()
-        opt.step()
-    model.eval()
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="module")

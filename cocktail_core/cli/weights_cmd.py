@@ -1,7 +1,10 @@
 """``weights``: LM-Cocktail mixing weights from a few examples; and ``merge --examples``.
 
     python -m cocktail_core weights --models A B C --examples ex.jsonl [--temperature 5] [--optimize] [--json]
-    python -m cocktail_core merge --models A B C --examples ex.jsonl --out DIR [--optimize]
+    python -m cocktail_core merge --models A B C --examples ex.jsonl --out DIR [--optimize [--free-weights]]
+
+``--optimize --free-weights`` lets the optimizer leave the simplex: the weights may then be negative
+and need not sum to 1 (the recipe merges them with linear, ``normalize: false``).
 
 The examples are read and checked (and every model scored) before anything is written, so bad
 examples stop the command with a message naming the line and field, and no output folder appears.
@@ -59,6 +62,9 @@ def _add_weight_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha-model", default=None, metavar="MODEL", help="the model that gets --alpha")
     p.add_argument("--optimize", action="store_true",
                    help="then optimize the weights on the merged model's own loss (guarded against overfitting)")
+    p.add_argument("--free-weights", action="store_true",
+                   help="with --optimize: search unconstrained weights; they may then be negative and need not "
+                        "sum to 1 (merged as exactly sum(w_i * theta_i): linear, normalize false)")
     p.add_argument("--max-length", type=int, default=None, metavar="N",
                    help="truncate longer examples to N tokens (default: longer than the context is an error)")
     p.add_argument("--no-chat-template", dest="chat_template", action="store_false",
@@ -76,7 +82,8 @@ def _compute(args: argparse.Namespace, models: Any, *, token: str | None, quiet:
     try:
         return compute_weights(
             models, args.examples, kind=kind, temperature=args.temperature, top_k=args.top_k, alpha=args.alpha,
-            alpha_model=args.alpha_model, optimize=args.optimize, seed=seed, token=token, progress=bar,
+            alpha_model=args.alpha_model, optimize=args.optimize,
+            constraint="free" if args.free_weights else "simplex", seed=seed, token=token, progress=bar,
             chat_template=args.chat_template, max_length=args.max_length, base=base, neg_number=args.neg_number,
             trust_remote_code=args.trust_remote_code)
     finally:
@@ -84,7 +91,15 @@ def _compute(args: argparse.Namespace, models: Any, *, token: str | None, quiet:
             bar.close()
 
 
+def _check_free_weights(args: argparse.Namespace) -> None:
+    if getattr(args, "free_weights", False) and not args.optimize:
+        raise RecipeError("--free-weights needs --optimize.",
+                          hint="Free weights come from the optimizer; add --optimize (the softmax weights alone "
+                               "are always non-negative and sum to 1).")
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_free_weights(args)
     token = read_token(args)
     if args.save_recipe is not None and args.save_recipe.suffix not in (".yaml", ".yml", ".json"):
         raise RecipeError(f"--save-recipe {args.save_recipe} must end in .yaml, .yml or .json.")
@@ -106,8 +121,10 @@ def run(args: argparse.Namespace) -> int:
 
 def prepare_recipe(args: argparse.Namespace, recipe: Recipe, *, token: str | None = None) -> Recipe:
     """``merge`` hook: with ``--examples``, replace the recipe's weights by weights from the examples."""
+    _check_free_weights(args)
     if not getattr(args, "examples", None):
-        for flag, value in (("--optimize", args.optimize), ("--top-k", args.top_k), ("--alpha", args.alpha),
+        for flag, value in (("--optimize", args.optimize), ("--free-weights", args.free_weights),
+                            ("--top-k", args.top_k), ("--alpha", args.alpha),
                             ("--alpha-model", args.alpha_model)):
             if value not in (None, False):
                 raise RecipeError(f"{flag} needs --examples.", hint="Give --examples FILE to compute the weights.")

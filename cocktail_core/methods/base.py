@@ -83,8 +83,13 @@ class MergeMethod:
             )
         return {name: p.coerce(params[name], self.name) if name in params else p.default for name, p in known.items()}
 
-    def check_weights(self, weights: list[float]) -> list[str]:
-        """Problems with the mixing weights for this method (empty when fine)."""
+    def check_weights(self, weights: list[float], params: dict[str, Any] | None) -> list[str]:
+        """Problems with the mixing weights for this method and these ``params`` (empty when fine).
+
+        ``params`` are the recipe's method parameters (defaults filled in when omitted); a method may
+        accept weights under some parameters and not others (``linear`` allows negative weights only
+        without normalization).
+        """
         problems = []
         if self.uses_weights and not self.allows_negative_weights:
             negative = [i for i, w in enumerate(weights) if w < 0]

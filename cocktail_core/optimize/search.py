@@ -1,7 +1,8 @@
 """The two searches of the merge optimizer; each returns the best guarded candidate it saw.
 
 A candidate counts only when its loss is below the softmax merge's and it passes the drift guard;
-among those the lowest ``loss + pull * KL(q || q_softmax)`` wins. ``None`` means none beat the start.
+among those the lowest ``loss + pull * distance(q, q_softmax)`` wins (KL on the simplex, squared L2
+for free weights, :meth:`Problem.distance`). ``None`` means none beat the start.
 """
 
 from __future__ import annotations
@@ -19,16 +20,18 @@ if TYPE_CHECKING:
 
 def gradient_search(evaluator: InMemoryEvaluator, problem: Problem, start: Eval, options: OptimizeOptions,
                     tick: Callable[[int, str], None]) -> tuple[list[float] | None, int]:
-    """Adam on the weight logits; returns the best guarded candidate seen (None when none beats the start).
+    """Adam on the weights; returns the best guarded candidate seen (None when none beats the start).
 
-    The weights are ``softmax(logits)`` (non-negative, summing to 1); the objective is the merged loss
-    plus ``pull * KL`` plus, with the drift guard, the self-NLL above the softmax merge's cap.
+    On the simplex the weights are ``softmax(logits)`` (non-negative, summing to 1) and Adam moves the
+    logits (``options.lr``); with free weights Adam moves the weights themselves (``options.free_lr``).
+    The objective is the merged loss plus ``pull * distance`` (KL, or squared L2 for free weights) plus,
+    with the drift guard, the self-NLL above the softmax merge's cap.
 
     Args:
         evaluator: the in-memory evaluator (linear merges: its merge is differentiable).
         problem: the free weights and the softmax start.
         start: the softmax merge's evaluation.
-        options: ``steps``, ``lr``, ``pull``, ``drift_tolerance``.
+        options: ``steps``, ``lr`` / ``free_lr``, ``pull``, ``drift_tolerance``.
         tick: progress, called with (steps done, message).
 
     Returns:
@@ -36,22 +39,29 @@ def gradient_search(evaluator: InMemoryEvaluator, problem: Problem, start: Eval,
     """
     import torch
 
-    logits = torch.tensor([math.log(max(q, 1e-12)) for q in problem.q_soft], dtype=torch.float32,
-                          requires_grad=True)
+    free = problem.constraint == "free"
     q_soft = torch.tensor(problem.q_soft, dtype=torch.float32)
-    opt = torch.optim.Adam([logits], lr=options.lr)
+    if free:
+        variable = q_soft.clone().requires_grad_(True)
+    else:
+        variable = torch.tensor([math.log(max(q, 1e-12)) for q in problem.q_soft], dtype=torch.float32,
+                                requires_grad=True)
+    opt = torch.optim.Adam([variable], lr=options.free_lr if free else options.lr)
     best: tuple[float, list[float]] | None = None
     steps = 0
     for step in range(options.steps + 1):
-        q = torch.softmax(logits, dim=0)
+        q = variable if free else torch.softmax(variable, dim=0)
         loss, drift = evaluator.differentiable(problem, q)
-        kl = (q * (q.clamp_min(1e-12).log() - q_soft.log())).sum()
-        objective = loss + options.pull * kl
+        if free:
+            distance = ((q - q_soft) ** 2).sum()
+        else:
+            distance = (q * (q.clamp_min(1e-12).log() - q_soft.log())).sum()
+        objective = loss + options.pull * distance
         if drift is not None and start.drift is not None:
             cap = start.drift * (1.0 + options.drift_tolerance)
             objective = objective + torch.relu(drift - cap)
         cand = Eval(float(loss.detach()), float(drift.detach()) if drift is not None else None)
-        value = float(loss.detach()) + options.pull * float(kl.detach())
+        value = float(loss.detach()) + options.pull * float(distance.detach())
         if step > 0 and cand.loss < start.loss and drift_ok(cand, start, options):
             if best is None or value < best[0]:
                 best = (value, q.detach().tolist())
@@ -67,7 +77,10 @@ def gradient_search(evaluator: InMemoryEvaluator, problem: Problem, start: Eval,
 
 def pattern_search(evaluator: Any, problem: Problem, start: Eval, options: OptimizeOptions, budget: int,
                    tick: Callable[[int, str], None]) -> tuple[list[float] | None, int]:
-    """Gradient-free: move the free weights toward one model at a time, halving the step when stuck.
+    """Gradient-free: move the weights one model at a time, halving the step when stuck.
+
+    On the simplex a move goes part of the way toward one model (the weights stay non-negative and sum
+    to 1); with free weights a move adds or subtracts the step to one model's weight.
 
     Args:
         evaluator: any evaluator (in memory or streamed); only its ``evaluate`` is used.
@@ -83,19 +96,24 @@ def pattern_search(evaluator: Any, problem: Problem, start: Eval, options: Optim
     q = list(problem.q_soft)
     f_cur = start.loss
     best: list[float] | None = None
-    step = 0.5
+    free = problem.constraint == "free"
+    step = 0.25 if free else 0.5
     evals = 0
     order = sorted(range(len(q)), key=lambda j: -q[j])  # the favoured models first
+    moves = [(j, sign) for j in order for sign in ((1.0, -1.0) if free else (1.0,))]
     while evals < budget and step >= 1 / 64:
         improved = False
-        for j in order:
+        for j, sign in moves:
             if evals >= budget:
                 break
-            cand_q = [(1 - step) * x + (step if k == j else 0.0) for k, x in enumerate(q)]
+            if free:
+                cand_q = [x + (sign * step if k == j else 0.0) for k, x in enumerate(q)]
+            else:
+                cand_q = [(1 - step) * x + (step if k == j else 0.0) for k, x in enumerate(q)]
             e = evaluator.evaluate(problem.weights(cand_q))
             evals += 1
             tick(evals + 1, f"evaluation {evals}: merged loss {e.loss:.4f}")
-            value = e.loss + options.pull * problem.kl(cand_q)
+            value = e.loss + options.pull * problem.distance(cand_q)
             if e.loss < start.loss and drift_ok(e, start, options) and value < f_cur - 1e-9:
                 q, f_cur, best, improved = cand_q, value, cand_q, True
                 break

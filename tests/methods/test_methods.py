@@ -29,11 +29,32 @@ def test_linear_normalized_and_not():
     torch.testing.assert_close(out, 3 * a + b)
 
 
-def test_linear_forbids_negative_and_all_zero_weights():
+def test_linear_forbids_negative_and_all_zero_weights_when_it_normalizes():
     m = methods.get("linear")
-    assert any("negative" in p for p in m.check_weights([1.0, -0.5]))
-    assert any("zero" in p for p in m.check_weights([0.0, 0.0]))
-    assert m.check_weights([0.2, 0.8]) == []
+    for params in ({"normalize": True}, {}, None):  # normalize is the default
+        assert any("negative" in p and "normalize: false" in p for p in m.check_weights([1.0, -0.5], params))
+        assert any("zero" in p for p in m.check_weights([0.0, 0.0], params))
+        assert m.check_weights([0.2, 0.8], params) == []
+
+
+def test_linear_without_normalization_takes_any_weights_as_given():
+    m = methods.get("linear")
+    assert m.check_weights([1.5, -0.5], {"normalize": False}) == []
+    assert m.check_weights([-1.0, -2.0], {"normalize": False}) == []
+    assert m.check_weights([0.0, 0.0], {"normalize": False}) == []
+    a, b, c = _t(0), _t(1), _t(2)
+    w = [1.5, -0.5, 0.25]
+    expected = a * w[0] + b * w[1] + c * w[2]  # exactly sum(w_i * theta_i): no division, bit for bit
+    assert torch.equal(m.merge([a, b, c], w, None, {"normalize": False}), expected)
+    scratch = [a.clone(), b.clone(), c.clone()]  # the engine's in-place path gives the same bits
+    assert torch.equal(m.merge(scratch, w, None, {"normalize": False}, out=torch.empty_like(a)), expected)
+    # extrapolation past the first model, away from the second
+    torch.testing.assert_close(m.merge([a, b], [1.5, -0.5], None, {"normalize": False}), a + 0.5 * (a - b))
+
+
+def test_other_methods_check_weights_with_params():
+    assert methods.get("task_arithmetic").check_weights([0.5, -0.25], {"lambda": 1.0, "normalize": False}) == []
+    assert methods.get("slerp").check_weights([], {"t": 0.5}) == []
 
 
 def test_task_arithmetic():
