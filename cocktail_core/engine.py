@@ -9,6 +9,7 @@ hidden folder beside the target and renamed into place only once complete.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import uuid
@@ -20,7 +21,7 @@ import torch
 
 from cocktail_core import methods, settings
 from cocktail_core.card import render_card
-from cocktail_core.errors import CocktailError, OutputExistsError, RecipeError, SettingsError
+from cocktail_core.errors import CocktailError, OutputExistsError, OutputPathError, RecipeError, SettingsError
 from cocktail_core.io.header import DTYPES
 from cocktail_core.io.reader import TensorReader
 from cocktail_core.io.sources import SENTENCE_TRANSFORMERS_FILES, TOKENIZER_FILES, ModelSource, materialize
@@ -124,6 +125,7 @@ def merge(
     started = time.perf_counter()
     report_progress = progress or (lambda update: None)
     out = Path(output_dir).expanduser().resolve()
+    _check_output_location(out)
     if out.exists() and not overwrite:
         raise OutputExistsError(f"Output folder {out} already exists.",
                                 hint="Choose another folder or pass --overwrite to replace it.")
@@ -143,14 +145,23 @@ def merge(
         local_report.raise_for_problems()
 
     pinned = _pinned_recipe(recipe, sources)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.cocktail-partial-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.parent / f".{out.name}.cocktail-partial-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+    except OSError as exc:
+        raise OutputPathError(f"Cannot create the output folder {out} ({exc.strerror}).",
+                                hint="Choose a folder you can write to.") from None
     try:
         bytes_read, bytes_written = _write_weights(recipe, sources, tmp, device, report_progress)
         report_progress(ProgressUpdate("finalize", 0, 1, "writing config, tokenizer and model card"))
         _write_metadata(pinned, sources, report, tmp)
         _move_into_place(tmp, out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        # Disk full, a vanished input, permissions: the user's problem to fix, not a bug.
+        raise CocktailError(f"Writing the merge to {out} failed ({exc.strerror or exc}); nothing was written there.",
+                            hint="Check free disk space and permissions, then run the merge again.") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -162,6 +173,19 @@ def merge(
     weights = [w / total for w in recipe.weights] if normalized else list(recipe.weights)
     return MergeResult(path=out, recipe=pinned, weights=weights, bytes_read=bytes_read, bytes_written=bytes_written,
                        seconds=seconds, report=report, files=sorted(p.name for p in out.iterdir()))
+
+
+def _check_output_location(out: Path) -> None:
+    """Fail before any work when the output cannot be created: a file in its path, or no write access."""
+    probe = out.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputPathError(f"Cannot create the output folder {out}: {probe} is a file.",
+                                hint="Choose a path whose parent folders are folders.")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputPathError(f"Cannot create the output folder {out}: {probe} is not writable.",
+                                hint="Choose a folder you can write to.")
 
 
 def _refuse_input_as_output(out: Path, sources: list[ModelSource | None]) -> None:

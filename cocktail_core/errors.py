@@ -48,6 +48,10 @@ class OutputExistsError(CocktailError, FileExistsError):
     """The output folder exists and ``overwrite`` was not asked for."""
 
 
+class OutputPathError(CocktailError, OSError):
+    """The output folder cannot be created there (a file in the way, no write access)."""
+
+
 class PreflightError(CocktailError):
     """The inputs cannot be merged; ``problems`` lists every reason found, not just the first."""
 

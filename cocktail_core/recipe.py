@@ -336,7 +336,7 @@ def _explain(exc: ValidationError, source: str) -> str:
         else:
             msg = err["msg"].removeprefix("Value error, ")
             parts.append(f"{where}: {msg}" if loc else msg)
-    return f"Invalid {source}: " + "; ".join(parts) + "."
+    return f"Invalid {source}: " + "; ".join(p.rstrip(".") for p in parts) + "."
 
 
 def _closest(word: str, choices: list[str]) -> str | None:

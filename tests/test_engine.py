@@ -166,3 +166,30 @@ def test_row_slices_and_parallel_blocks_give_the_same_bytes(method, tmp_path, mo
         assert f.read_bytes() == (sliced.path / f.name).read_bytes()
     if method == "linear":
         _assert_equal_state(sliced.path, independent_linear(tiny_llama_bf16_trio, [0.2, 0.5, 0.3]), torch.bfloat16)
+
+
+def test_output_path_under_a_file_fails_before_any_work(tmp_path, tiny_llama_base, tiny_llama_ft1):
+    from cocktail_core.errors import OutputPathError
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    updates = []
+    with pytest.raises(OutputPathError, match="is a file"):
+        merge(Recipe.from_lists([str(tiny_llama_base), str(tiny_llama_ft1)], [1, 1]), blocker / "out",
+              progress=updates.append)
+    assert updates == []  # refused before the preflight started
+
+
+def test_disk_errors_while_writing_are_reported_and_leave_nothing(tmp_path, monkeypatch, tiny_llama_base, tiny_llama_ft1):
+    import errno
+
+    from cocktail_core.errors import CocktailError
+    from cocktail_core.io import writer
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer.ShardedWriter, "write", full)
+    with pytest.raises(CocktailError, match="No space left on device.*nothing was written"):
+        merge(Recipe.from_lists([str(tiny_llama_base), str(tiny_llama_ft1)], [1, 1]), tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []

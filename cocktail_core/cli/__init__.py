@@ -16,10 +16,17 @@ from cocktail_core.errors import CocktailError, format_error
 EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes get one line naming the problem, not the whole usage text."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_ERROR, f"error: {message}. Run '{self.prog} --help' for usage.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from cocktail_core.cli import merge_cmd, preflight_cmd, push_cmd, weights_cmd
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m cocktail_core",
         allow_abbrev=False,
         description="Merge language models LM-Cocktail style: streaming merges, weights from examples, Hub push.",
