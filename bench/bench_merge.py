@@ -70,14 +70,14 @@ print(n)
 """
 
 
-def ours_available() -> str | None:
-    core = REPO / "cocktail_core"
-    if not (core / "__main__.py").exists():
+def ours_available(command: str = "merge") -> str | None:
+    """Why our CLI's ``command`` cannot run, or None when it can."""
+    if not (REPO / "cocktail_core" / "__main__.py").exists():
         return "cocktail_core/__main__.py missing"
-    r = subprocess.run([str(MAIN_PY), "-m", "cocktail_core", "merge", "--help"], cwd=REPO,
+    r = subprocess.run([str(MAIN_PY), "-m", "cocktail_core", command, "--help"], cwd=REPO,
                        capture_output=True, text=True)
     if r.returncode != 0:
-        return f"`python -m cocktail_core merge --help` failed: {r.stderr.strip()[-300:]}"
+        return f"`python -m cocktail_core {command} --help` failed: {r.stderr.strip()[-300:]}"
     return None
 
 
@@ -238,8 +238,6 @@ def machine_info() -> dict:
 
 def versions() -> dict:
     out = {}
-    code = ("import importlib.metadata as m, json; "
-            "print(json.dumps({p: m.version(p) for p in %r if __import__('importlib.util').util.find_spec(p.replace('-', '_').replace('lm_cocktail','LM_Cocktail')) or True}))")
     for name, py, pkgs in (("main", MAIN_PY, ["torch", "transformers", "safetensors"]),
                            ("ref", REF_PY, ["torch", "transformers", "safetensors", "mergekit",
                                             "lm-cocktail", "sentence-transformers"])):

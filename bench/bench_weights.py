@@ -34,23 +34,11 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import make_models  # noqa: E402
-from bench_merge import MAIN_PY, REF_PY, machine_info, versions  # noqa: E402
+from bench_merge import MAIN_PY, REF_PY, machine_info, ours_available, versions  # noqa: E402
 from measure import measure  # noqa: E402
 
 WORK = HERE / "_work"
 TEMPERATURE = 5.0
-
-
-def ours_weights_available() -> str | None:
-    import subprocess
-
-    if not (REPO / "cocktail_core" / "__main__.py").exists():
-        return "cocktail_core/__main__.py missing"
-    r = subprocess.run([str(MAIN_PY), "-m", "cocktail_core", "weights", "--help"], cwd=REPO,
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        return f"`python -m cocktail_core weights --help` failed: {r.stderr.strip()[-300:]}"
-    return None
 
 
 def parse_ours(stdout: str) -> dict:
@@ -93,7 +81,7 @@ def main(argv=None) -> int:
     inputs = [str(f) for m in models for f in m.glob("*.safetensors")]
     (WORK / "logs").mkdir(parents=True, exist_ok=True)
     skipped: dict[str, str] = {}
-    if why := ours_weights_available():
+    if why := ours_available("weights"):
         skipped["ours"] = skipped["ours_e2e"] = why
     if not REF_PY.exists():
         skipped["lmcocktail"] = "reference venv missing: run bash bench/setup_reference.sh"
